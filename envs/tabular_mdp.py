@@ -1,0 +1,93 @@
+"""Random tabular MDP, the setup of Duan et al. 2016 (RL², Table 2).
+
+A task is a finite MDP: transition probabilities ``P[s, a] ~ Dirichlet(1)`` and mean rewards
+``R[s, a] ~ N(1, 1)``; a step pays ``r ~ N(R[s, a], 1)``. Episodes start in state 0 and last
+``horizon`` steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from memrl.tasks.protocol import Task
+
+
+class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
+    """Random finite MDP with one-hot state observations.
+
+    The fixed horizon is part of the problem (the paper's episodes are exactly ``horizon`` steps),
+    so the last step of an episode is ``terminated``, not a time-limit truncation.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, n_states: int = 10, n_actions: int = 5, horizon: int = 10) -> None:
+        for name, value, low in (("n_states", n_states, 2), ("n_actions", n_actions, 2), ("horizon", horizon, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TabularMDPEnv: {name} must be an integer >= {low}, got {value!r}")
+        self.n_states, self.n_actions, self.horizon = n_states, n_actions, horizon
+        self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(n_states,), dtype=np.float32)
+        self.action_space = spaces.Discrete(n_actions)
+        self._transitions: np.ndarray | None = None  # (S, A, S)
+        self._cumulative: np.ndarray | None = None  # (S, A, S) cumulative sums for fast sampling
+        self._reward_means: np.ndarray | None = None  # (S, A)
+        self._state = 0
+        self._t = 0
+
+    # -- task protocol -----------------------------------------------------------------
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        S, A = self.n_states, self.n_actions
+        transitions = rng.dirichlet(np.ones(S), size=(n, S, A))
+        reward_means = rng.normal(1.0, 1.0, size=(n, S, A))
+        return [{"transitions": p.tolist(), "reward_means": r.tolist()} for p, r in zip(transitions, reward_means)]
+
+    def set_task(self, task: Task) -> None:
+        S, A = self.n_states, self.n_actions
+        try:
+            transitions = np.asarray(task["transitions"], dtype=np.float64)
+            reward_means = np.asarray(task["reward_means"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"TabularMDPEnv.set_task: expected {{'transitions': {S}x{A}x{S}, 'reward_means': {S}x{A}}}: {err}"
+            ) from None
+        if transitions.shape != (S, A, S) or reward_means.shape != (S, A):
+            raise ValueError(
+                f"TabularMDPEnv.set_task: shapes {transitions.shape} and {reward_means.shape}, "
+                f"expected ({S}, {A}, {S}) and ({S}, {A})"
+            )
+        if np.any(transitions < 0) or not np.allclose(transitions.sum(-1), 1.0, atol=1e-6):
+            raise ValueError("TabularMDPEnv.set_task: each transitions[s][a] must be a probability vector")
+        self._transitions, self._reward_means = transitions, reward_means
+        self._cumulative = np.cumsum(transitions, axis=-1)
+
+    def get_task(self) -> Task:
+        if self._transitions is None or self._reward_means is None:
+            raise RuntimeError("TabularMDPEnv.get_task: no task set yet; call set_task() or reset() first")
+        return {"transitions": self._transitions.tolist(), "reward_means": self._reward_means.tolist()}
+
+    # -- gymnasium API -----------------------------------------------------------------
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros(self.n_states, dtype=np.float32)
+        obs[self._state] = 1.0
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if self._transitions is None:
+            self.set_task(self.sample_tasks(1, self.np_random)[0])
+        self._state, self._t = 0, 0
+        return self._obs(), {}
+
+    def step(self, action: np.int64) -> tuple[np.ndarray, float, bool, bool, dict]:
+        assert self._cumulative is not None and self._reward_means is not None, "call reset() before step()"
+        a = int(action)
+        reward = float(self._reward_means[self._state, a] + self.np_random.standard_normal())
+        cumulative = self._cumulative[self._state, a]
+        next_state = int(np.searchsorted(cumulative, self.np_random.random() * cumulative[-1], side="right"))
+        self._state = min(next_state, self.n_states - 1)
+        self._t += 1
+        return self._obs(), reward, self._t >= self.horizon, False, {}

@@ -1,0 +1,512 @@
+"""MetaPPO: PPO meta-trainer with whole-trial backpropagation through time.
+
+One training iteration reads top to bottom in :meth:`MetaPPO.learn`:
+
+    collect a rollout (n_steps per env, memory carried, trial starts reset it)
+      -> bootstrap (value after the rollout, V(final obs) at truncations)
+      -> advantages (GAE over the trial, or cut at inner episodes)
+      -> epochs x minibatches of whole env sequences replayed from their stored initial state
+      -> log
+
+Minibatches are sets of env columns (or of fixed-length chunks when ``bptt_chunk`` is set), each
+replayed through the memory core from the state stored when the rollout (or chunk) began, as in
+CleanRL's LSTM PPO: no padding, no masks beyond the reset mask. Layout is time-major ``(T, B, ...)``.
+
+The class subclasses Stable-Baselines3's ``BaseAlgorithm`` so SB3 callbacks, ``evaluate_policy``
+and the ``learn``/``predict``/``save``/``load`` API work; the hot path is memrl's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.vec_env import VecEnv
+
+from memrl import logging as tags
+from memrl.algos.losses import compute_gae, explained_variance, normalize, ppo_clip_loss, value_loss
+from memrl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from memrl.config import ConfigError, PPOConfig
+from memrl.memory import clone_state, index_state, map_state
+from memrl.policies import PolicyState, RL2Policy
+
+SelfMetaPPO = TypeVar("SelfMetaPPO", bound="MetaPPO")
+
+
+def space_to_json(space: spaces.Space) -> dict[str, Any]:
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box", "low": space.low.tolist(), "high": space.high.tolist(),
+            "shape": list(space.shape), "dtype": str(space.dtype),
+        }
+    raise TypeError(f"cannot serialise space {space}")
+
+
+def space_from_json(data: dict[str, Any]) -> spaces.Space:
+    if data["type"] == "Discrete":
+        return spaces.Discrete(data["n"], start=data.get("start", 0))
+    low = np.asarray(data["low"], dtype=data["dtype"])
+    high = np.asarray(data["high"], dtype=data["dtype"])
+    return spaces.Box(low=low, high=high, shape=tuple(data["shape"]), dtype=data["dtype"])
+
+
+class TrialStats:
+    """Accumulates finished-trial returns, overall and per inner-episode index, between logs."""
+
+    def __init__(self) -> None:
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.per_episode: dict[int, list[float]] = {}
+
+    def add(self, info: dict[str, Any]) -> None:
+        episode = info.get("episode")
+        if episode is not None:
+            self.returns.append(float(episode["r"]))
+            self.lengths.append(int(episode["l"]))
+        for index, ret in enumerate(info.get("episode_returns", ())):
+            self.per_episode.setdefault(index, []).append(float(ret))
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class MetaPPO(BaseAlgorithm):
+    """PPO for recurrent meta-RL policies (RL², Duan et al. 2016), SB3-compatible.
+
+    Objective: the clipped surrogate of Schulman et al. (2017) on advantages estimated over whole
+    trials, with the policy's memory replayed from the state it had when the rollout began, so
+    the first minibatch of each update sees a probability ratio of exactly 1.
+
+    ``MetaPPO("RL2Policy", vec_env, n_steps=100, learning_rate=2e-4, policy_kwargs={...})``:
+    keyword arguments other than those of the constructor are fields of :class:`PPOConfig`.
+    """
+
+    policy_aliases: ClassVar[dict[str, type]] = {"RL2Policy": RL2Policy}  # type: ignore[assignment]
+    policy: RL2Policy  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: str | type[RL2Policy] = "RL2Policy",
+        env: gym.Env | VecEnv | str | None = None,
+        *,
+        config: PPOConfig | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        verbose: int = 0,
+        _init_setup_model: bool = True,
+        **ppo_kwargs: Any,
+    ) -> None:
+        valid = {f.name for f in dataclasses.fields(PPOConfig)}
+        unknown = sorted(set(ppo_kwargs) - valid)
+        if unknown:
+            raise TypeError(f"MetaPPO got unknown argument(s) {unknown}; PPO settings are: {', '.join(sorted(valid))}")
+        self.config = dataclasses.replace(config or PPOConfig(), **ppo_kwargs)
+        super().__init__(
+            policy=policy,  # type: ignore[arg-type]
+            env=env,
+            learning_rate=self.config.learning_rate,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            seed=seed,
+            supported_action_spaces=(spaces.Discrete, spaces.Box),
+        )
+        self.run_config: Any = None  # the full memrl Config when trained from the CLI (saved in checkpoints)
+        self.diagnostics: dict[str, float] = {}
+        self._rollout_state: PolicyState | None = None
+        if _init_setup_model:
+            self._setup_model()
+
+    # ------------------------------------------------------------------------------------
+    # Construction
+    # ------------------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        cfg = self.config
+        self.set_random_seed(self.seed)
+        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
+            raise ValueError(
+                f"MetaPPO needs a flat Box observation space (wrap the env in memrl's TrialWrapper), "
+                f"got {self.observation_space}"
+            )
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            observation_space=self.observation_space, action_space=self.action_space, **self.policy_kwargs
+        ).to(self.device)
+        params = self.policy.parameters()
+        if cfg.optimizer == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self._discrete = isinstance(self.action_space, spaces.Discrete)
+        if not self._discrete:
+            assert isinstance(self.action_space, spaces.Box)
+            self._action_low = torch.as_tensor(self.action_space.low, device=self.device)
+            self._action_high = torch.as_tensor(self.action_space.high, device=self.device)
+        self._trial_stats = TrialStats()
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "optimizer"], []
+
+    # ------------------------------------------------------------------------------------
+    # Training loop
+    # ------------------------------------------------------------------------------------
+    def learn(
+        self: SelfMetaPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MetaPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMetaPPO:
+        """Train for ``total_timesteps`` environment steps (SB3 semantics)."""
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        assert self.env is not None
+        if reset_num_timesteps or self._rollout_state is None:
+            self._rollout_state = self.policy.initial_state(self.env.num_envs, self.device)
+        self._log_hyperparameters()
+        callback.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:
+            started = time.perf_counter()
+            rollout = self.collect_rollout(callback)
+            if rollout is None:
+                break
+            collected = time.perf_counter()
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            update_stats = self.train_on_rollout(rollout)
+            self._n_updates += 1
+            if self._n_updates % log_interval == 0:
+                self._log_update(update_stats, rollout["steps"], collected - started, time.perf_counter() - collected)
+        callback.on_training_end()
+        return self
+
+    def collect_rollout(self, callback: BaseCallback) -> dict[str, Any] | None:
+        """Step the vector env ``n_steps`` times with the current policy; None if a callback stopped."""
+        cfg, env, policy, device = self.config, self.env, self.policy, self.device
+        assert env is not None and self._last_obs is not None and self._rollout_state is not None
+        T, B = cfg.n_steps, env.num_envs
+        chunk = cfg.bptt_chunk or T
+        obs_dim = self.observation_space.shape[0]  # type: ignore[index]
+        action_shape = () if self._discrete else self.action_space.shape
+        observations = torch.zeros(T, B, obs_dim, device=device)
+        actions = torch.zeros(T, B, *action_shape, device=device)  # type: ignore[misc]
+        log_probs = torch.zeros(T, B, device=device)
+        values = torch.zeros(T, B, device=device)
+        rewards = torch.zeros(T, B, device=device)
+        starts = torch.zeros(T, B, dtype=torch.bool, device=device)
+        cuts = torch.zeros(T, B, dtype=torch.bool, device=device)
+        bootstrap = torch.zeros(T, B, device=device)  # value of the next state where a sequence is cut
+        chunk_states = []
+        per_episode = cfg.advantage_boundary == "episode"
+        state = self._rollout_state
+        policy.train(False)
+        callback.on_rollout_start()
+        for t in range(T):
+            if t % chunk == 0:
+                chunk_states.append(clone_state(state))
+            obs = torch.as_tensor(self._last_obs, dtype=torch.float32, device=device)
+            start = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=device)
+            with torch.no_grad():
+                out = policy(obs.unsqueeze(0), state, start.unsqueeze(0))
+                params = out.params[0]
+                action = policy.action_head.sample(params)
+                log_probs[t] = policy.action_head.log_prob(params, action)
+            state = out.state
+            observations[t], actions[t], values[t], starts[t] = obs, action, out.values[0], start
+            env_action = action.cpu().numpy()
+            if not self._discrete:
+                env_action = np.clip(env_action, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
+            new_obs, reward, dones, infos = env.step(env_action)
+            self.num_timesteps += B
+            rewards[t] = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return None
+            if dones.any():
+                self._on_trial_ends(t, dones, infos, state, cuts, bootstrap)
+            if per_episode:
+                self._on_inner_episode_ends(t, infos, state, cuts, bootstrap)
+            self._last_obs, self._last_episode_starts = new_obs, dones
+        self._rollout_state = state
+        with torch.no_grad():
+            obs = torch.as_tensor(self._last_obs, dtype=torch.float32, device=device)
+            start = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=device)
+            last_values = policy(obs.unsqueeze(0), state, start.unsqueeze(0)).values[0]
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return {
+            "observations": observations, "actions": actions, "log_probs": log_probs, "values": values,
+            "rewards": rewards, "starts": starts, "cuts": cuts, "bootstrap": bootstrap,
+            "last_values": last_values, "chunk_states": chunk_states, "steps": T * B,
+        }
+
+    def _on_trial_ends(
+        self, t: int, dones: np.ndarray, infos: Sequence[dict], state: PolicyState,
+        cuts: torch.Tensor, bootstrap: torch.Tensor,
+    ) -> None:
+        """Record finished trials; a trial cut by a time limit bootstraps from V(final obs)."""
+        truncated_rows, final_obs = [], []
+        for i in np.flatnonzero(dones):
+            info = infos[i]
+            self._trial_stats.add(info)
+            cuts[t, i] = True
+            if info.get("TimeLimit.truncated", False):
+                truncated_rows.append(int(i))
+                final_obs.append(info["terminal_observation"])
+        if truncated_rows:
+            self._bootstrap_rows(t, truncated_rows, final_obs, state, bootstrap)
+
+    def _on_inner_episode_ends(
+        self, t: int, infos: Sequence[dict], state: PolicyState, cuts: torch.Tensor, bootstrap: torch.Tensor
+    ) -> None:
+        """Per-episode advantages: cut at inner episode ends (0 after a termination, V(final obs) after a truncation)."""
+        truncated_rows, final_obs = [], []
+        for i, info in enumerate(infos):
+            if "inner_final_observation" in info:
+                cuts[t, i] = True
+                if info["inner_truncated"] and not info["inner_terminated"]:
+                    truncated_rows.append(i)
+                    final_obs.append(info["inner_final_observation"])
+        if truncated_rows:
+            self._bootstrap_rows(t, truncated_rows, final_obs, state, bootstrap)
+
+    def _bootstrap_rows(
+        self, t: int, rows: list[int], final_obs: list[np.ndarray], state: PolicyState, bootstrap: torch.Tensor
+    ) -> None:
+        """Value of each row's final observation, read from its memory *before* any reset."""
+        index = torch.as_tensor(rows, device=self.device)
+        obs = torch.as_tensor(np.stack(final_obs), dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            bootstrap[t, index] = self.policy.values(obs, index_state(state, index))
+
+    def train_on_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
+        """Advantages, then epochs x minibatches of PPO on whole replayed sequences."""
+        cfg, policy = self.config, self.policy
+        lr = cfg.learning_rate * (self._current_progress_remaining if cfg.lr_schedule == "linear" else 1.0)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        norm = policy.value_norm
+        values = norm.denormalize(rollout["values"]) if cfg.normalize_value else rollout["values"]
+        last_values = norm.denormalize(rollout["last_values"]) if cfg.normalize_value else rollout["last_values"]
+        advantages, returns = compute_gae(
+            rollout["rewards"], values, last_values, rollout["cuts"], rollout["bootstrap"],
+            gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+        )
+        if cfg.normalize_value:
+            norm.update(returns)
+            targets, old_values = norm.normalize(returns), norm.normalize(values)
+        else:
+            targets, old_values = returns, values
+
+        # Cut the (T, B) rollout into sequences of length L: (T, B, ...) -> (L, T/L * B, ...).
+        T, B = rollout["rewards"].shape
+        L = cfg.bptt_chunk or T
+        n_chunks = T // L
+
+        def to_sequences(x: torch.Tensor) -> torch.Tensor:
+            x = x.reshape(n_chunks, L, B, *x.shape[2:]).transpose(0, 1)  # (T, B, ...) -> (L, C, B, ...)
+            return x.reshape(L, n_chunks * B, *x.shape[3:])  # (L, C, B, ...) -> (L, C*B, ...)
+
+        obs, actions = to_sequences(rollout["observations"]), to_sequences(rollout["actions"])
+        starts, old_log_probs = to_sequences(rollout["starts"]), to_sequences(rollout["log_probs"])
+        advantages_seq, targets_seq, old_values_seq = map(to_sequences, (advantages, targets, old_values))
+        init_states = map_state(lambda *xs: torch.cat(xs, dim=0), *rollout["chunk_states"])  # (C*B, ...)
+
+        policy.train(True)
+        num_sequences = n_chunks * B
+        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        epochs_done = 0
+        stop = False
+        for _epoch in range(cfg.n_epochs):
+            order = torch.randperm(num_sequences, device=self.device)
+            for batch in order.chunk(cfg.num_minibatches):
+                out = policy(obs[:, batch], index_state(init_states, batch), starts[:, batch])
+                log_prob = policy.action_head.log_prob(out.params, actions[:, batch])
+                entropy = policy.action_head.entropy(out.params).mean()
+                batch_advantages = advantages_seq[:, batch]
+                if cfg.normalize_advantage:
+                    batch_advantages = normalize(batch_advantages)
+                pg_loss, pg_stats = ppo_clip_loss(log_prob, old_log_probs[:, batch], batch_advantages, cfg.clip_range)
+                v_loss = value_loss(out.values, old_values_seq[:, batch], targets_seq[:, batch], cfg.clip_range_vf)
+                loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                if epochs_done == 0 and not stats["approx_kl"]:
+                    # Invariant: before any gradient step the replayed memory equals the acting memory.
+                    self.diagnostics["first_minibatch_max_ratio_error"] = float((pg_stats["ratio"] - 1).abs().max())
+                    self.diagnostics["first_minibatch_approx_kl"] = float(pg_stats["approx_kl"])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                for key, value in (
+                    ("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
+                    ("approx_kl", pg_stats["approx_kl"]), ("clip_fraction", pg_stats["clip_fraction"]),
+                ):
+                    stats[key].append(float(value.detach()) if isinstance(value, torch.Tensor) else float(value))
+                if cfg.target_kl is not None and stats["approx_kl"][-1] > 1.5 * cfg.target_kl:
+                    stop = True
+                    break
+            epochs_done += 1
+            if stop:
+                break
+        policy.train(False)
+        summary = {key: float(np.mean(vals)) for key, vals in stats.items()}
+        summary["explained_variance"] = explained_variance(values.flatten(), returns.flatten())
+        summary["learning_rate"] = lr
+        summary["epochs"] = float(epochs_done)
+        return summary
+
+    # ------------------------------------------------------------------------------------
+    # Logging
+    # ------------------------------------------------------------------------------------
+    def _log_hyperparameters(self) -> None:
+        lines = ["| section | key | value |", "|---|---|---|"]
+        lines += [f"| ppo | {k} | {v} |" for k, v in dataclasses.asdict(self.config).items()]
+        lines += [f"| policy | {k} | {v} |" for k, v in self.policy_kwargs.items()]
+        if self.run_config is not None:
+            for section in ("env", "tasks", "train"):
+                lines += [f"| {section} | {k} | {v} |" for k, v in dataclasses.asdict(getattr(self.run_config, section)).items()]
+        self.logger.record(tags.TEXT_HYPERPARAMETERS, "\n".join(lines), exclude=("stdout", "log", "json", "csv"))
+        self.logger.record(
+            tags.TEXT_ADVANTAGE_BOUNDARY,
+            f"advantages: GAE with boundary '{self.config.advantage_boundary}' "
+            f"(gamma={self.config.gamma}, lambda={self.config.gae_lambda})",
+            exclude=("stdout", "log", "json", "csv"),
+        )
+
+    def _log_update(self, update: dict[str, float], steps: int, rollout_seconds: float, update_seconds: float) -> None:
+        record = self.logger.record
+        trials = self._trial_stats
+        if trials.returns:
+            record(tags.TRIAL_RETURN, float(np.mean(trials.returns)))
+            record(tags.TRIAL_LENGTH, float(np.mean(trials.lengths)))
+            record(tags.TRIALS, len(trials.returns))
+        width = len(str(max(trials.per_episode, default=0)))
+        for index, returns in sorted(trials.per_episode.items()):
+            record(tags.meta_episode_return(index, width), float(np.mean(returns)))
+        trials.clear()
+        for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"):
+            record(f"losses/{key}", update[key])
+        record(tags.LEARNING_RATE, update["learning_rate"])
+        record(tags.EPOCHS, update["epochs"])
+        record(tags.SPS, steps / max(rollout_seconds + update_seconds, 1e-9))
+        record(tags.ROLLOUT_SECONDS, rollout_seconds)
+        record(tags.UPDATE_SECONDS, update_seconds)
+        record(tags.UPDATES, self._n_updates)
+        self.logger.dump(step=self.num_timesteps)
+
+    # ------------------------------------------------------------------------------------
+    # Acting
+    # ------------------------------------------------------------------------------------
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray,
+        state: PolicyState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, PolicyState]:
+        """Actions for a batch of observations, carrying the memory ``state`` (SB3 recurrent API).
+
+        ``episode_start[i]`` (an outer episode = a trial) resets env ``i``'s memory first. With
+        ``state=None`` a fresh initial state is used. A single unbatched observation is accepted.
+        """
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        if single:
+            obs = obs[None]
+        expected = self.observation_space.shape
+        if obs.shape[1:] != expected:
+            raise ValueError(f"predict: observation of shape {obs.shape[1:]} does not match the policy's {expected}")
+        batch = obs.shape[0]
+        if state is None:
+            state = self.policy.initial_state(batch, self.device)
+        starts = np.zeros(batch, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(batch)
+        with torch.no_grad():
+            out = self.policy(
+                torch.as_tensor(obs, device=self.device).unsqueeze(0), state,
+                torch.as_tensor(starts, device=self.device).unsqueeze(0),
+            )
+            action = self.policy.action_head.sample(out.params[0], deterministic=deterministic)
+        actions = action.cpu().numpy()
+        if not self._discrete:
+            actions = np.clip(actions, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
+        return (actions[0] if single else actions), out.state
+
+    # ------------------------------------------------------------------------------------
+    # Persistence
+    # ------------------------------------------------------------------------------------
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimiser, counters, RNG states, configs (JSON)."""
+        payload: dict[str, Any] = {
+            "ppo_config": json.dumps(dataclasses.asdict(self.config)),
+            "policy_kwargs": json.dumps(self.policy_kwargs),
+            "observation_space": json.dumps(space_to_json(self.observation_space)),
+            "action_space": json.dumps(space_to_json(self.action_space)),
+            "policy_state": self.policy.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "num_timesteps": int(self.num_timesteps),
+            "n_updates": int(self._n_updates),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.run_config is not None:
+            payload["run_config"] = self.run_config.to_json()
+        return payload
+
+    def save(self, path: str | Path, exclude: Any = None, include: Any = None) -> None:  # type: ignore[override]
+        """Write a checkpoint atomically (``exclude``/``include`` are accepted for SB3 compatibility)."""
+        save_checkpoint(self.checkpoint_payload(), path)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfMetaPPO],
+        path: str | Path,
+        env: VecEnv | gym.Env | None = None,
+        device: torch.device | str = "auto",
+        **kwargs: Any,
+    ) -> SelfMetaPPO:
+        """Rebuild a model from a checkpoint written by :meth:`save` (no unpickling)."""
+        payload = load_checkpoint(path)
+        try:
+            ppo = PPOConfig(**json.loads(payload["ppo_config"]))
+            policy_kwargs = json.loads(payload["policy_kwargs"])
+            observation_space = space_from_json(json.loads(payload["observation_space"]))
+            action_space = space_from_json(json.loads(payload["action_space"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: checkpoint is missing or has malformed configuration: {err}") from None
+        model = cls("RL2Policy", env=None, config=ppo, policy_kwargs=policy_kwargs, device=device, _init_setup_model=False)
+        model.observation_space, model.action_space = observation_space, action_space
+        model._setup_model()
+        model.policy.load_state_dict(payload["policy_state"])
+        model.optimizer.load_state_dict(payload["optimizer_state"])
+        model.num_timesteps = int(payload["num_timesteps"])
+        model._n_updates = int(payload["n_updates"])
+        torch.set_rng_state(payload["torch_rng"])
+        if env is not None:
+            model.set_env(env)
+        return model
+
+    def set_env(self, env: gym.Env | VecEnv, force_reset: bool = True) -> None:
+        if env.observation_space != self.observation_space or env.action_space != self.action_space:
+            raise ConfigError(
+                f"env spaces ({env.observation_space}, {env.action_space}) do not match the model's "
+                f"({self.observation_space}, {self.action_space}); use the env config the model was trained with"
+            )
+        super().set_env(env, force_reset=force_reset)  # type: ignore[arg-type]
+        self._rollout_state = None

@@ -1,0 +1,129 @@
+"""The ``memrl`` command line: ``train``, ``eval`` and ``envs``.
+
+    memrl train CONFIG [--set section.key=value ...] [--run-dir DIR]
+    memrl train --resume DIR [--set train.total_steps=N ...]
+    memrl eval RUN_DIR [--trials N] [--split train|test]
+    memrl envs
+
+Every user error (bad config, unknown env, missing run) is reported in one line naming the
+problem and what to do, with exit status 2; nothing is written before the config is valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from memrl.checkpoint import CheckpointError
+from memrl.config import Config, ConfigError, apply_overrides, config_from_dict, load_config
+
+
+def _train(args: argparse.Namespace) -> int:
+    from memrl.train import read_run_config, train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = read_run_config(run_dir)
+        if args.config:
+            print(f"note: resuming {run_dir} with its own {run_dir / 'config.yaml'}; {args.config} is not read")
+        cfg = config_from_dict(apply_overrides(saved.to_dict(), args.set))
+        train(cfg, run_dir, resume=True, log_stdout=args.verbose)
+        return 0
+    if not args.config:
+        raise ConfigError("memrl train needs a CONFIG file (e.g. configs/rl2_bandit.yaml) or --resume RUN_DIR")
+    cfg: Config = load_config(args.config, args.set)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    train(cfg, run_dir, log_stdout=args.verbose)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from memrl.evaluation import evaluate, write_report
+    from memrl.logging import make_logger
+    from memrl.tasks.vec import make_sampler
+    from memrl.train import load_model, read_run_config
+
+    run_dir = Path(args.run_dir)
+    cfg = read_run_config(run_dir)
+    trials = args.trials or cfg.eval.trials
+    split = args.split or cfg.eval.split
+    sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)
+    model = load_model(run_dir, cfg)
+    started = time.perf_counter()
+    result = evaluate(
+        model, cfg, sampler, split=split, trials=trials, num_envs=cfg.eval.num_envs,
+        deterministic=args.deterministic or cfg.eval.deterministic, seed=args.seed,
+    )
+    out_dir = Path(args.out) if args.out else run_dir
+    json_path, png_path = write_report(result, out_dir)
+    logger = make_logger(run_dir)
+    logger.record(f"eval/{split}_trial_return", result.mean_return)
+    for index, value in enumerate(result.per_episode_mean):
+        logger.record(f"eval/{split}_return_episode_{index:0{len(str(len(result.per_episode_mean) - 1))}d}", value)
+    logger.dump(step=model.num_timesteps)
+    logger.close()
+    print(
+        f"{split} split, {result.trials} trials: mean trial return {result.mean_return:.3f} "
+        f"± {result.stderr:.3f} (stderr), 95% CI [{result.ci95[0]:.3f}, {result.ci95[1]:.3f}] "
+        f"({time.perf_counter() - started:.0f}s)"
+    )
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import memrl.envs  # noqa: F401
+
+    for env_id, spec in sorted(gym.envs.registration.registry.items()):
+        if env_id.startswith("memrl/"):
+            print(f"{env_id:24s} {spec.entry_point}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memrl", description="Meta-RL with memory: train, evaluate, list task envs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="meta-train an agent from a YAML config")
+    train.add_argument("config", nargs="?", help="YAML config, e.g. configs/rl2_bandit.yaml")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a config value (repeatable), e.g. --set train.total_steps=20000",
+    )
+    train.add_argument("--run-dir", help="run directory (default: runs/NAME-TIMESTAMP)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    train.add_argument("--verbose", action="store_true", help="also print training statistics to stdout")
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="evaluate a trained run on held-out tasks; writes eval.json and eval.png")
+    ev.add_argument("run_dir", help="run directory written by memrl train")
+    ev.add_argument("--trials", type=int, help="number of trials, one task each (default: eval.trials)")
+    ev.add_argument("--split", choices=["train", "test"], help="task split (default: eval.split)")
+    ev.add_argument("--deterministic", action="store_true", help="greedy actions")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs and action sampling")
+    ev.add_argument("--out", help="write eval.json and eval.png here instead of RUN_DIR")
+    ev.set_defaults(func=_eval)
+
+    envs = sub.add_parser("envs", help="list memrl's registered task environments")
+    envs.set_defaults(func=_envs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, CheckpointError) as err:
+        print(f"memrl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"memrl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Typed, validated experiment configuration.
+
+A config is a tree of dataclasses (:class:`Config` holds ``env``, ``tasks``, ``policy``, ``ppo``,
+``train`` and ``eval`` sections). YAML files and ``--set section.key=value`` overrides load
+strictly: an unknown key is an error naming the key, its section and the valid keys; a value of
+the wrong type or out of range is an error saying what to write instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that says what to write instead."""
+
+
+@dataclass
+class EnvConfig:
+    """Which task environment to meta-train on, and how trials and env vectors are built."""
+
+    id: str = "memrl/Bandit-v0"
+    """Gymnasium id; ``pkg.module:EnvId-v0`` imports ``pkg.module`` (which registers it) first."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for this env's constructor; they belong to ``id`` and are dropped when
+    ``--set env.id=...`` switches to another env."""
+    episodes_per_trial: int = 10
+    """Inner episodes per trial; memory is kept across them and reset at the next trial."""
+    max_trial_steps: int | None = None
+    """Optional step budget per trial; a trial that reaches it is truncated (and bootstrapped)."""
+    num_envs: int = 16
+    """Environments stepped in parallel (vector width)."""
+    vectorization: Literal["dummy", "subproc"] = "dummy"
+    """``dummy`` steps envs in this process; ``subproc`` uses one process per env (heavy envs)."""
+
+
+@dataclass
+class TaskConfig:
+    """The episodic task sampler: schedules and the held-out test split."""
+
+    schedule: Literal["iid", "pool"] = "iid"
+    """``iid``: a fresh task every trial; ``pool``: uniform draws from a fixed pool."""
+    pool_size: int = 100
+    """Number of training tasks in the ``pool`` schedule."""
+    num_test_tasks: int = 1000
+    """Size of the held-out test split (disjoint from training tasks)."""
+    test_seed: int = 12345
+    """Seed of the test split; shared by every run so scores are comparable."""
+
+
+@dataclass
+class PolicyConfig:
+    """The RL² actor-critic."""
+
+    core: Literal["gru", "lstm"] = "gru"
+    """Memory core."""
+    hidden_size: int = 128
+    """Width of the memory core."""
+    num_layers: int = 1
+    """Stacked recurrent layers."""
+    embed_sizes: list[int] = field(default_factory=list)
+    """Sizes of the MLP that embeds the input before the core (empty: feed the input directly)."""
+    layer_norm: bool = False
+    """Layer-normalise the core's output."""
+    shared_critic: bool = True
+    """Critic shares the actor's core (True) or has a core of its own (False)."""
+    activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
+    """Activation of the embedding MLP."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of Gaussian (Box) actions."""
+
+
+@dataclass
+class PPOConfig:
+    """The PPO meta-trainer (whole-trial BPTT)."""
+
+    learning_rate: float = 3e-4
+    """Initial learning rate."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """``linear`` decays the learning rate to 0 over ``train.total_steps``."""
+    n_steps: int = 100
+    """Steps per env per rollout; a multiple of the trial length gives whole-trial BPTT."""
+    n_epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; each holds whole env sequences replayed from their stored state."""
+    bptt_chunk: int | None = None
+    """Truncated BPTT length (must divide ``n_steps``); None replays the whole rollout."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    advantage_boundary: Literal["trial", "episode"] = "trial"
+    """``trial``: GAE over the whole trial (RL² objective); ``episode``: cut at inner episodes."""
+    clip_range: float = 0.2
+    """PPO ratio clip."""
+    clip_range_vf: float | None = None
+    """Value clip (None: unclipped value loss)."""
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    normalize_advantage: bool = True
+    """Normalise advantages per minibatch."""
+    normalize_value: bool = True
+    """Predict values in units of running return statistics."""
+    target_kl: float | None = None
+    """Stop the epochs early once approx_kl exceeds 1.5 x this (None: never)."""
+    optimizer: Literal["adam", "adamw"] = "adam"
+    """Optimiser."""
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+    weight_decay: float = 0.0
+    """Weight decay (decoupled, with ``adamw``)."""
+
+
+@dataclass
+class TrainConfig:
+    """The training run."""
+
+    total_steps: int = 1_000_000
+    """Environment steps to train for."""
+    seed: int = 0
+    """Seed of the run (torch, env and training task streams)."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    torch_threads: int | None = None
+    """Torch CPU threads (None: leave torch's default)."""
+    checkpoint_every: int = 0
+    """Write a checkpoint every this many steps (0: only at the end)."""
+    progress_bar: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class EvalConfig:
+    """``memrl eval`` defaults."""
+
+    trials: int = 1000
+    """Trials to evaluate (each a different task)."""
+    split: Literal["train", "test"] = "test"
+    """Task split to evaluate on."""
+    deterministic: bool = False
+    """Greedy actions instead of sampling (meta-RL agents usually need their stochasticity)."""
+    num_envs: int = 100
+    """Envs stepped in parallel during evaluation."""
+
+
+@dataclass
+class Config:
+    """A whole experiment."""
+
+    name: str = "run"
+    """Name used for the default run directory."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    tasks: TaskConfig = field(default_factory=TaskConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> Config:
+        _check_ranges(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# -- range checks -------------------------------------------------------------------------
+
+_POSITIVE_INT = {
+    "env.episodes_per_trial", "env.num_envs", "tasks.pool_size", "tasks.num_test_tasks", "policy.hidden_size",
+    "policy.num_layers", "ppo.n_steps", "ppo.n_epochs", "ppo.num_minibatches", "train.total_steps",
+    "eval.trials", "eval.num_envs",
+}
+_UNIT_INTERVAL = {"ppo.gamma", "ppo.gae_lambda"}
+_POSITIVE_FLOAT = {"ppo.learning_rate", "ppo.clip_range", "ppo.max_grad_norm", "ppo.adam_eps"}
+_NON_NEGATIVE = {"ppo.ent_coef", "ppo.vf_coef", "ppo.weight_decay", "train.checkpoint_every"}
+
+
+def _check_ranges(cfg: Config) -> None:
+    def value(key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    for key in _POSITIVE_INT:
+        if value(key) < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {value(key)!r}")
+    for key in _UNIT_INTERVAL:
+        if not 0.0 <= value(key) <= 1.0:
+            raise ConfigError(f"{key} must be in [0, 1], got {value(key)!r}")
+    for key in _POSITIVE_FLOAT:
+        if not value(key) > 0.0:
+            raise ConfigError(f"{key} must be > 0, got {value(key)!r}")
+    for key in _NON_NEGATIVE:
+        if value(key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value(key)!r}")
+    if cfg.env.max_trial_steps is not None and cfg.env.max_trial_steps < 1:
+        raise ConfigError(f"env.max_trial_steps must be a positive integer or null, got {cfg.env.max_trial_steps}")
+    for key in ("policy.embed_sizes",):
+        if any(size < 1 for size in value(key)):
+            raise ConfigError(f"{key} must list positive layer sizes, got {value(key)!r}")
+    ppo, env = cfg.ppo, cfg.env
+    if ppo.num_minibatches > env.num_envs * (ppo.n_steps // (ppo.bptt_chunk or ppo.n_steps)):
+        raise ConfigError(
+            f"ppo.num_minibatches={ppo.num_minibatches} is more than the {env.num_envs} env sequences per rollout; "
+            "lower it or raise env.num_envs"
+        )
+    if ppo.bptt_chunk is not None and (ppo.bptt_chunk < 1 or ppo.n_steps % ppo.bptt_chunk):
+        raise ConfigError(f"ppo.bptt_chunk={ppo.bptt_chunk} must be a positive divisor of ppo.n_steps={ppo.n_steps}")
+    if ppo.clip_range_vf is not None and ppo.clip_range_vf <= 0:
+        raise ConfigError("ppo.clip_range_vf must be > 0 or null")
+    if ppo.target_kl is not None and ppo.target_kl <= 0:
+        raise ConfigError("ppo.target_kl must be > 0 or null")
+    if cfg.train.torch_threads is not None and cfg.train.torch_threads < 1:
+        raise ConfigError("train.torch_threads must be a positive integer or null")
+    if cfg.train.device not in ("auto", "cpu", "cuda") and not cfg.train.device.startswith("cuda:"):
+        raise ConfigError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg.train.device!r}")
+
+
+# -- strict loading -----------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+    elif origin in (Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                continue
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():  # 1e6 in YAML is a float
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - only the types above appear in the config
+        raise TypeError(f"unsupported config annotation {tp}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _build(cls: type, data: Any, section: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"section {section or 'top level'} must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{section}.{key}" if section else str(key)
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {key!r} in section {section or 'top level'}; valid keys: {', '.join(sorted(fields))}"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, full)  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _coerce(value, tp, full)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    cfg: Config = _build(Config, data, "")
+    return cfg.validate()
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/rl2_bandit.yaml")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (env:, ppo:, ...)")
+    return config_from_dict(apply_overrides(data, overrides or []))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to raw config data.
+
+    Switching ``env.id`` drops the file's ``env.kwargs`` (they belong to the old env, e.g. the
+    bandit's ``n_arms``) unless ``env.kwargs...`` is also set on the command line.
+    """
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    parsed: list[tuple[list[str], Any]] = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((key.strip().split("."), value))
+    env_section = data.setdefault("env", {}) if isinstance(data.get("env", {}), dict) else {}
+    old_id = env_section.get("id", EnvConfig.id)
+    new_ids = [v for path, v in parsed if path == ["env", "id"]]
+    sets_kwargs = any(path[:2] == ["env", "kwargs"] for path, _ in parsed)
+    if new_ids and new_ids[-1] != old_id and not sets_kwargs and env_section.get("kwargs"):
+        env_section.pop("kwargs")
+    for path, value in parsed:
+        node: Any = data
+        for part in path[:-1]:
+            if not isinstance(node, dict):
+                break
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:-1])} is not a section")
+        node[path[-1]] = value
+    return data
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "EnvConfig",
+    "EvalConfig",
+    "PPOConfig",
+    "PolicyConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+]

@@ -1,0 +1,137 @@
+"""Evaluation on held-out tasks: every trial a different task, adaptation curve per episode index.
+
+``evaluate`` runs ``trials`` trials on the first ``trials`` tasks of a split (slot ``i`` of ``n``
+plays tasks ``i, i + n, ...``), so two agents evaluated with the same ``tasks.test_seed`` face
+exactly the same tasks. It reports the mean trial return with its standard error and a 95%
+confidence interval, and the mean return of each inner-episode index (the adaptation curve).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from memrl.algos.ppo import MetaPPO
+from memrl.config import Config
+from memrl.tasks.sampler import TaskSampler
+from memrl.tasks.vec import make_vec_env
+
+
+@dataclass
+class EvalResult:
+    split: str
+    trials: int
+    mean_return: float
+    stderr: float
+    ci95: tuple[float, float]
+    per_episode_mean: list[float]
+    per_episode_stderr: list[float]
+    trial_returns: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mean_stderr(values: np.ndarray) -> tuple[float, float]:
+    """Sample mean and its standard error (ddof=1); stderr is 0 for a single value."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    stderr = float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else 0.0
+    return float(values.mean()), stderr
+
+
+def summarize(split: str, trial_returns: np.ndarray, episode_returns: np.ndarray) -> EvalResult:
+    """Aggregate ``(N,)`` trial returns and ``(N, k)`` per-episode returns (nan where absent)."""
+    mean, stderr = mean_stderr(trial_returns)
+    per_episode = [mean_stderr(col[~np.isnan(col)]) for col in episode_returns.T]
+    return EvalResult(
+        split=split,
+        trials=int(trial_returns.size),
+        mean_return=mean,
+        stderr=stderr,
+        ci95=(mean - 1.96 * stderr, mean + 1.96 * stderr),
+        per_episode_mean=[m for m, _ in per_episode],
+        per_episode_stderr=[s for _, s in per_episode],
+        trial_returns=[float(x) for x in trial_returns],
+    )
+
+
+def evaluate(
+    model: MetaPPO,
+    config: Config,
+    sampler: TaskSampler,
+    *,
+    split: Literal["train", "test"] = "test",
+    trials: int = 1000,
+    num_envs: int = 100,
+    deterministic: bool = False,
+    seed: int = 0,
+) -> EvalResult:
+    """Run ``trials`` trials, one per task of ``split``, with the model's memory carried within each."""
+    if split == "test" and trials > len(sampler.test_tasks):
+        raise ValueError(
+            f"asked for {trials} test trials but the test split holds {len(sampler.test_tasks)} tasks; "
+            "raise tasks.num_test_tasks or ask for fewer trials"
+        )
+    n = min(num_envs, trials)
+    env = make_vec_env(config.env, sampler, split=split, num_envs=n, seed=seed)
+    quota = np.array([len(range(i, trials, n)) for i in range(n)])  # trials slot i must finish
+    finished = np.zeros(n, dtype=int)
+    k = config.env.episodes_per_trial
+    trial_returns = np.full(trials, np.nan)
+    episode_returns = np.full((trials, k), np.nan)
+    torch.manual_seed(seed)
+    obs = env.reset()
+    starts = np.ones(n, dtype=bool)
+    state = None
+    while np.any(finished < quota):
+        actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
+        obs, _, dones, infos = env.step(actions)
+        for i in np.flatnonzero(dones):
+            if finished[i] < quota[i]:
+                index = i + finished[i] * n  # the task index this slot just played
+                trial_returns[index] = infos[i]["episode"]["r"]
+                returns = infos[i].get("episode_returns", [])[:k]
+                episode_returns[index, : len(returns)] = returns
+                finished[i] += 1
+        starts = dones
+    env.close()
+    return summarize(split, trial_returns, episode_returns)
+
+
+def write_report(result: EvalResult, out_dir: str | Path, title: str = "") -> tuple[Path, Path]:
+    """Write ``eval.json`` and ``eval.png`` (mean return per episode index, with 95% bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = out / "eval.json", out / "eval.png"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.to_json(), indent=2))
+    tmp.replace(json_path)
+
+    means = np.asarray(result.per_episode_mean)
+    errors = 1.96 * np.asarray(result.per_episode_stderr)
+    episodes = np.arange(1, means.size + 1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(episodes, means, marker="o" if means.size <= 30 else None, label="mean episode return")
+    ax.fill_between(episodes, means - errors, means + errors, alpha=0.25, label="95% CI")
+    ax.set_xlabel("episode index within the trial")
+    ax.set_ylabel("return")
+    ax.set_title(title or f"{result.split} split: trial return {result.mean_return:.2f} ± {1.96 * result.stderr:.2f}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+    return json_path, png_path

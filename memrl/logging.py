@@ -1,0 +1,46 @@
+"""TensorBoard tags, grouped by prefix, and the run logger.
+
+- ``charts/``: trial returns and training-progress quantities;
+- ``meta/``: mean return of inner episode *i* of a trial (the adaptation curve);
+- ``losses/``: PPO losses and diagnostics (``approx_kl``, ``clip_fraction``, ``explained_variance``);
+- ``perf/``: throughput;
+- ``config/``: hyper-parameters as text.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stable_baselines3.common.logger import HumanOutputFormat, KVWriter, Logger, TensorBoardOutputFormat
+
+TRIAL_RETURN = "charts/trial_return"
+TRIAL_LENGTH = "charts/trial_length"
+TRIALS = "charts/trials_finished"
+LEARNING_RATE = "charts/learning_rate"
+EPOCHS = "charts/epochs_completed"
+UPDATES = "charts/updates"
+SPS = "perf/steps_per_second"
+ROLLOUT_SECONDS = "perf/rollout_seconds"
+UPDATE_SECONDS = "perf/update_seconds"
+TEXT_HYPERPARAMETERS = "config/hyperparameters"
+TEXT_ADVANTAGE_BOUNDARY = "config/advantages"
+LOSS_TAGS = tuple(
+    f"losses/{name}"
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance")
+)
+
+
+def meta_episode_return(index: int, width: int = 1) -> str:
+    """Tag of the mean return of inner episode ``index`` (0-based), zero-padded to sort."""
+    return f"meta/return_episode_{index:0{width}d}"
+
+
+def make_logger(tensorboard_dir: str | Path, stdout: bool = False) -> Logger:
+    """An SB3 logger writing TensorBoard events into ``tensorboard_dir`` (and optionally stdout)."""
+    path = Path(tensorboard_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    formats: list[KVWriter] = [TensorBoardOutputFormat(str(path))]
+    if stdout:
+        formats.append(HumanOutputFormat(sys.stdout))
+    return Logger(folder=str(path), output_formats=formats)

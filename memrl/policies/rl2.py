@@ -1,0 +1,149 @@
+"""The RL² actor-critic (Duan et al. 2016; Wang et al. 2016).
+
+Input at step t: ``[o_t, a_{t-1}, r_{t-1}, episode_start_t]`` (built by the trial wrapper), so the
+memory core can infer the task from its own experience. The core's state carries across the
+episodes of a trial and is reset only at trial starts (``starts``). On top of the core sit an
+action head and a value head; the critic either shares the core (``shared_critic``) or has a
+core of its own.
+
+Values are predicted in normalised units when value normalisation is on; :attr:`value_norm` keeps
+the running statistics (a buffer, so it is saved with the weights) and converts back.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from memrl.memory import MemoryCore, State, build_core
+from memrl.policies.distributions import build_head
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+class PolicyState(NamedTuple):
+    actor: State
+    critic: State | None  # None when the critic shares the actor's core
+
+
+class PolicyOutput(NamedTuple):
+    params: torch.Tensor  # (T, B, P) action distribution parameters
+    values: torch.Tensor  # (T, B) value estimates (normalised units)
+    state: PolicyState
+
+
+class RunningNorm(nn.Module):
+    """Running mean and variance of value targets (Welford/Chan merge), kept as buffers."""
+
+    def __init__(self, epsilon: float = 1e-4) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("var", torch.ones(()))
+        self.register_buffer("count", torch.tensor(epsilon))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        batch_mean, batch_var, batch_count = x.mean(), x.var(unbiased=False), x.numel()
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        new_mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta.pow(2) * self.count * batch_count / total
+        self.mean.copy_(new_mean)
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.var.clamp(min=1e-8).sqrt()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+
+def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class _Tower(nn.Module):
+    """Input embedding -> memory core -> optional layer norm."""
+
+    def __init__(
+        self, *, obs_dim: int, core: str, hidden_size: int, num_layers: int, embed_sizes: list[int],
+        layer_norm: bool, activation: str,
+    ) -> None:
+        super().__init__()
+        self.embed = _mlp([obs_dim, *embed_sizes], activation)
+        core_in = embed_sizes[-1] if embed_sizes else obs_dim
+        self.core: MemoryCore = build_core(core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers)
+        self.norm: nn.Module = nn.LayerNorm(self.core.output_size) if layer_norm else nn.Identity()
+
+    def forward(self, obs: torch.Tensor, state: State, starts: torch.Tensor) -> tuple[torch.Tensor, State]:
+        features, state = self.core(self.embed(obs), state, starts)
+        return self.norm(features), state
+
+
+class RL2Policy(nn.Module):
+    """Recurrent actor-critic for meta-RL; any core of :mod:`memrl.memory` can be its memory."""
+
+    def __init__(
+        self,
+        *,
+        observation_space: spaces.Box,
+        action_space: spaces.Space,
+        core: str = "gru",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        embed_sizes: list[int] | tuple[int, ...] = (),
+        layer_norm: bool = False,
+        shared_critic: bool = True,
+        activation: str = "tanh",
+        log_std_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        self.observation_space, self.action_space = observation_space, action_space
+        obs_dim = int(spaces.flatdim(observation_space))
+        tower_kwargs = dict(
+            obs_dim=obs_dim, core=core, hidden_size=hidden_size, num_layers=num_layers,
+            embed_sizes=list(embed_sizes), layer_norm=layer_norm, activation=activation,
+        )
+        self.actor = _Tower(**tower_kwargs)  # type: ignore[arg-type]
+        self.critic: _Tower | None = None if shared_critic else _Tower(**tower_kwargs)  # type: ignore[arg-type]
+        features = self.actor.core.output_size
+        self.action_head = build_head(features, action_space, log_std_init)
+        self.value_head = nn.Linear(features, 1)
+        nn.init.orthogonal_(self.value_head.weight, gain=1.0)
+        nn.init.zeros_(self.value_head.bias)
+        self.value_norm = RunningNorm()
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> PolicyState:
+        critic = None if self.critic is None else self.critic.core.initial_state(batch, device)
+        return PolicyState(self.actor.core.initial_state(batch, device), critic)
+
+    def forward(self, obs: torch.Tensor, state: PolicyState, starts: torch.Tensor) -> PolicyOutput:
+        """Unroll over ``obs`` of shape ``(T, B, D)`` with reset mask ``starts`` of shape ``(T, B)``."""
+        features, actor_state = self.actor(obs, state.actor, starts)
+        params = self.action_head(features)
+        critic_state = None
+        if self.critic is not None:
+            critic_features, critic_state = self.critic(obs, state.critic, starts)
+        else:
+            critic_features = features
+        values = self.value_head(critic_features).squeeze(-1)  # (T, B, 1) -> (T, B)
+        return PolicyOutput(params, values, PolicyState(actor_state, critic_state))
+
+    def values(self, obs: torch.Tensor, state: PolicyState) -> torch.Tensor:
+        """Denormalised value of ``obs`` ``(B, D)`` read from ``state`` without resetting it."""
+        starts = torch.zeros(1, obs.shape[0], dtype=torch.bool, device=obs.device)
+        output = self(obs.unsqueeze(0), state, starts)
+        return self.value_norm.denormalize(output.values[0])

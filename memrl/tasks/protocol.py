@@ -1,0 +1,74 @@
+"""The task protocol: how memrl talks to a task distribution and a task-settable env.
+
+A *task* is one member of a task distribution (a bandit's arm probabilities, a goal position),
+written as a small JSON-serialisable ``dict`` so it can be logged, saved and replayed. This is the
+convention of garage, learn2learn, Meta-World and RLlib's ``TaskSettableEnv``:
+
+- ``sample_tasks(n, rng) -> list[task]`` draws ``n`` tasks from the distribution, using only
+  the generator it is given (never global ``np.random``; see varibad#18, Metaworld#437);
+- ``set_task(task)`` makes the env act out ``task`` from its next ``reset``;
+- ``get_task() -> task`` reports the task in force.
+
+Any ``gymnasium.Env`` with these three methods can be meta-trained by memrl unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+Task = dict[str, Any]
+
+
+@runtime_checkable
+class TaskDistribution(Protocol):
+    """Anything that can draw tasks: ``sample_tasks(n, rng)``."""
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]: ...
+
+
+@runtime_checkable
+class TaskSettable(TaskDistribution, Protocol):
+    """A task distribution that is also an env able to act out one of its tasks."""
+
+    def set_task(self, task: Task) -> None: ...
+
+    def get_task(self) -> Task: ...
+
+
+def check_task_env(env: gym.Env) -> TaskSettable:
+    """Return the unwrapped env if it implements the task protocol, else raise a clear error."""
+    base = env.unwrapped
+    missing = [name for name in ("sample_tasks", "set_task", "get_task") if not callable(getattr(base, name, None))]
+    if missing:
+        spec = env.spec.id if env.spec is not None else type(base).__name__
+        raise TypeError(
+            f"env {spec!r} ({type(base).__name__}) does not implement the memrl task protocol: "
+            f"missing {', '.join(missing)}. Add sample_tasks(n, rng) -> list[dict], set_task(task) and "
+            "get_task() -> dict to the env class (see README, 'Your own task environment')."
+        )
+    return base  # type: ignore[return-value]
+
+
+def task_key(task: Task) -> str:
+    """A stable short key for a task, used to keep train and test task sets disjoint."""
+    text = json.dumps(task, sort_keys=True, default=_to_builtin)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _to_builtin(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"task value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def to_json_task(task: Task) -> Task:
+    """Round-trip a task through JSON so numpy values become plain lists and floats."""
+    result: Task = json.loads(json.dumps(task, default=_to_builtin))
+    return result

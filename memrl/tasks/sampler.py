@@ -1,0 +1,101 @@
+"""The episodic task sampler: seeded task streams with disjoint train and test sets.
+
+The sampler owns all task randomness. It hands each vector-env slot its own :class:`TaskStream`,
+which the trial wrapper asks for the next task at every trial start.
+
+Schedules (``schedule``) for the train split:
+
+- ``iid``: every trial draws a fresh task from the distribution;
+- ``pool``: a fixed pool of ``pool_size`` tasks is drawn once, each trial picks one uniformly.
+
+The test split is a fixed list of ``num_test_tasks`` tasks drawn with ``test_seed`` (independent
+of the training seed, so every run and every baseline is scored on the same tasks). Train draws
+that collide with a test task are redrawn, so the two sets are disjoint even for discrete task
+distributions. Test streams enumerate the test list: slot ``i`` of ``n`` plays tasks
+``i, i + n, i + 2n, ...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from memrl.tasks.protocol import Task, TaskDistribution, task_key, to_json_task
+
+Split = Literal["train", "test"]
+SCHEDULES = ("iid", "pool")
+
+# Salt mixed into the seed so that train streams never share a generator with the test draw.
+_TRAIN_SALT = 0x7A5C
+_MAX_REDRAWS = 1000
+
+
+class TaskStream:
+    """An endless, seeded source of tasks for one env slot."""
+
+    def __init__(self, sampler: TaskSampler, split: Split, slot: int, num_slots: int) -> None:
+        self.sampler, self.split, self.slot, self.num_slots = sampler, split, slot, num_slots
+        self._rng = np.random.default_rng([sampler.seed, _TRAIN_SALT, slot])
+        self._count = 0
+
+    def next(self) -> Task:
+        """The task for the next trial of this slot."""
+        sampler = self.sampler
+        if self.split == "test":
+            tasks = sampler.test_tasks
+            task = tasks[(self.slot + self._count * self.num_slots) % len(tasks)]
+        elif sampler.schedule == "pool":
+            pool = sampler.train_pool
+            task = pool[int(self._rng.integers(len(pool)))]
+        else:
+            task = sampler.draw_train_task(self._rng)
+        self._count += 1
+        return task
+
+
+@dataclass
+class TaskSampler:
+    """Seeded task source over a task distribution, with disjoint train/test splits."""
+
+    distribution: TaskDistribution
+    seed: int = 0
+    schedule: str = "iid"
+    pool_size: int = 100
+    num_test_tasks: int = 1000
+    test_seed: int = 12345
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown task schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.num_test_tasks < 1 or self.pool_size < 1:
+            raise ValueError("num_test_tasks and pool_size must be at least 1")
+        test_rng = np.random.default_rng(self.test_seed)
+        self.test_tasks: list[Task] = [
+            to_json_task(t) for t in self.distribution.sample_tasks(self.num_test_tasks, test_rng)
+        ]
+        self._test_keys = {task_key(t) for t in self.test_tasks}
+        self.train_pool: list[Task] = []
+        if self.schedule == "pool":
+            pool_rng = np.random.default_rng([self.seed, _TRAIN_SALT, 0xB00])
+            self.train_pool = [self.draw_train_task(pool_rng) for _ in range(self.pool_size)]
+
+    def is_test_task(self, task: Task) -> bool:
+        return task_key(task) in self._test_keys
+
+    def draw_train_task(self, rng: np.random.Generator) -> Task:
+        """One task from the distribution that is not in the test set."""
+        for _ in range(_MAX_REDRAWS):
+            task = to_json_task(self.distribution.sample_tasks(1, rng)[0])
+            if task_key(task) not in self._test_keys:
+                return task
+        raise RuntimeError(
+            f"could not draw a training task outside the {len(self._test_keys)} test tasks in {_MAX_REDRAWS} "
+            "tries: the task distribution is too small for this many test tasks; lower tasks.num_test_tasks"
+        )
+
+    def stream(self, split: Split, slot: int, num_slots: int) -> TaskStream:
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
+        return TaskStream(self, split, slot, num_slots)

@@ -1,0 +1,156 @@
+"""The trial wrapper: k inner episodes of one task, seen from outside as one episode.
+
+Running the k episodes of a trial inside a wrapper makes every vector env, autoreset rule and
+"reset memory at episode start" rule correct by construction (see DESIGN.md; AMAGO does the same,
+ray-project/ray#6610 shows what happens otherwise):
+
+- ``reset()`` draws the next task from the slot's :class:`~memrl.tasks.sampler.TaskStream`
+  (or takes ``options={"task": ...}``), applies it with ``set_task`` and resets the inner env;
+- when an inner episode ends, the wrapper resets the inner env *without* drawing a new task;
+- after the k-th inner episode the trial is ``terminated``; if ``max_trial_steps`` runs out first,
+  it is ``truncated``.
+
+The observation is a flat ``float32`` vector ``[inner obs, previous action, previous reward,
+episode_start]`` (layout in :attr:`TrialWrapper.layout`): Box and Discrete inner observations and
+Dict/Tuple spaces (flattened with ``gymnasium.spaces.flatten``); a Discrete previous action is
+one-hot, a Box one is its flat value. ``episode_start`` is 1 at the first step of every inner
+episode. At an inner reset the previous reward is the *last reward of the episode that just
+ended*, so the agent learns whether it succeeded (garage zeroes it and loses that).
+
+``info`` keeps inner ``terminated`` and ``truncated`` apart (``inner_terminated``,
+``inner_truncated``); when an inner episode ends inside a trial it also holds
+``inner_final_observation`` (the augmented last observation before the inner reset), which the
+per-episode advantage mode needs for bootstrapping. At trial end ``info["episode_returns"]`` lists
+the return of each inner episode: the adaptation curve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from memrl.tasks.protocol import Task, check_task_env
+from memrl.tasks.sampler import TaskStream
+
+
+def _flat_dim(space: spaces.Space) -> int:
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, (spaces.Box, spaces.Dict, spaces.Tuple, spaces.MultiBinary, spaces.MultiDiscrete)):
+        return int(spaces.flatdim(space))
+    raise TypeError(f"unsupported space {space}: memrl handles Box, Discrete, Dict, Tuple, MultiBinary, MultiDiscrete")
+
+
+class TrialWrapper(gym.Wrapper):
+    """Turn a task-settable env into trials of ``episodes_per_trial`` episodes of one task."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        *,
+        episodes_per_trial: int,
+        task_stream: TaskStream | None = None,
+        max_trial_steps: int | None = None,
+    ) -> None:
+        super().__init__(env)
+        if episodes_per_trial < 1:
+            raise ValueError(f"episodes_per_trial must be >= 1, got {episodes_per_trial}")
+        if max_trial_steps is not None and max_trial_steps < 1:
+            raise ValueError(f"max_trial_steps must be >= 1 or None, got {max_trial_steps}")
+        self._task_env = check_task_env(env)
+        self.episodes_per_trial = episodes_per_trial
+        self.task_stream = task_stream
+        self.max_trial_steps = max_trial_steps
+
+        inner_obs, act = env.observation_space, env.action_space
+        if not isinstance(act, (spaces.Discrete, spaces.Box)):
+            raise TypeError(f"memrl supports Discrete and Box action spaces, got {act}")
+        self._discrete_obs = isinstance(inner_obs, spaces.Discrete)
+        self._box_obs = isinstance(inner_obs, spaces.Box)
+        self._discrete_act = isinstance(act, spaces.Discrete)
+        obs_dim, act_dim = _flat_dim(inner_obs), _flat_dim(act)
+        self.layout: dict[str, slice] = {
+            "obs": slice(0, obs_dim),
+            "prev_action": slice(obs_dim, obs_dim + act_dim),
+            "prev_reward": slice(obs_dim + act_dim, obs_dim + act_dim + 1),
+            "episode_start": slice(obs_dim + act_dim + 1, obs_dim + act_dim + 2),
+        }
+        size = obs_dim + act_dim + 2
+        self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float32)
+        self.action_space = act
+        self._buffer = np.zeros(size, dtype=np.float32)
+        self._episode_index = 0
+        self._episode_return = 0.0
+        self._episode_returns: list[float] = []
+        self._trial_steps = 0
+        self._task: Task | None = None
+
+    # -- observation building ------------------------------------------------------------
+    def _augment(self, inner_obs: Any, prev_action: Any, prev_reward: float, episode_start: bool) -> np.ndarray:
+        buf = self._buffer
+        buf.fill(0.0)
+        layout = self.layout
+        if self._discrete_obs:
+            buf[layout["obs"].start + int(inner_obs)] = 1.0
+        elif self._box_obs:
+            buf[layout["obs"]] = np.asarray(inner_obs, dtype=np.float32).reshape(-1)
+        else:
+            buf[layout["obs"]] = spaces.flatten(self.env.observation_space, inner_obs)
+        if prev_action is not None:
+            if self._discrete_act:
+                buf[layout["prev_action"].start + int(prev_action)] = 1.0
+            else:
+                buf[layout["prev_action"]] = np.asarray(prev_action, dtype=np.float32).reshape(-1)
+        buf[layout["prev_reward"].start] = prev_reward
+        buf[layout["episode_start"].start] = 1.0 if episode_start else 0.0
+        return buf.copy()
+
+    # -- gymnasium API -------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        task = (options or {}).get("task")
+        if task is None and self.task_stream is not None:
+            task = self.task_stream.next()
+        if task is not None:
+            self._task_env.set_task(task)
+        obs, info = self.env.reset(seed=seed)
+        self._task = self._task_env.get_task()
+        self._episode_index, self._episode_return, self._trial_steps = 0, 0.0, 0
+        self._episode_returns = []
+        info = dict(info, task=self._task, episode_index=0)
+        return self._augment(obs, None, 0.0, True), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        reward = float(reward)
+        self._episode_return += reward
+        self._trial_steps += 1
+        info = dict(info, inner_terminated=bool(terminated), inner_truncated=bool(truncated))
+        trial_truncated = self.max_trial_steps is not None and self._trial_steps >= self.max_trial_steps
+        if not (terminated or truncated):
+            info["episode_index"] = self._episode_index
+            if trial_truncated:
+                info["episode_returns"] = [*self._episode_returns, self._episode_return]
+            return self._augment(obs, action, reward, False), reward, False, trial_truncated, info
+
+        # An inner episode ended.
+        self._episode_returns.append(self._episode_return)
+        self._episode_return = 0.0
+        info["episode_index"] = self._episode_index
+        self._episode_index += 1
+        final_obs = self._augment(obs, action, reward, False)
+        if self._episode_index >= self.episodes_per_trial:
+            info["episode_returns"] = list(self._episode_returns)
+            return final_obs, reward, True, False, info
+        if trial_truncated:
+            info["episode_returns"] = list(self._episode_returns)
+            return final_obs, reward, False, True, info
+        info["inner_final_observation"] = final_obs
+        next_obs, _ = self.env.reset()
+        return self._augment(next_obs, action, reward, True), reward, False, False, info
+
+    # -- task protocol passthrough -------------------------------------------------------
+    def get_task(self) -> Task | None:
+        return self._task

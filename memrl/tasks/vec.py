@@ -1,0 +1,130 @@
+"""Build trial environments and vectors of them from an :class:`~memrl.config.EnvConfig`.
+
+Vectors are Stable-Baselines3 ``VecEnv`` s (``DummyVecEnv`` or ``SubprocVecEnv``). Their autoreset
+is *same-step*: the step that ends a trial returns the next trial's first observation and puts the
+final one in ``info["terminal_observation"]``. That is the semantics the trainer relies on; it
+avoids Gymnasium 1.x's default next-step autoreset, whose extra reset step corrupts recurrent
+rollouts (cleanrl#499, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+import memrl.envs  # noqa: F401  (registers the built-in task envs)
+from memrl.config import ConfigError, EnvConfig, TaskConfig
+from memrl.tasks.protocol import check_task_env
+from memrl.tasks.sampler import TaskSampler, TaskStream
+from memrl.tasks.trial import TrialWrapper
+
+
+def make_task_env(env_cfg: EnvConfig) -> gym.Env:
+    """``gymnasium.make`` the inner env, turning every failure into a :class:`ConfigError`."""
+    env_id = env_cfg.id
+    try:
+        env = gym.make(env_id, disable_env_checker=True, **env_cfg.kwargs)
+    except ModuleNotFoundError as err:
+        raise ConfigError(
+            f"env.id={env_id!r}: cannot import module {err.name!r}; check the 'module:EnvId-v0' spelling and that "
+            "the module is importable (installed, or on PYTHONPATH)"
+        ) from None
+    except gym.error.Error as err:
+        raise ConfigError(
+            f"env.id={env_id!r} is not a registered Gymnasium env ({err}); run `memrl envs` to list memrl's envs, "
+            "or write 'your.module:YourEnv-v0' so the module that registers it is imported first"
+        ) from None
+    except TypeError as err:
+        spec = gym.spec(env_id)
+        accepted = _accepted_kwargs(spec.entry_point)
+        raise ConfigError(
+            f"env.kwargs {env_cfg.kwargs!r} do not fit {env_id} ({err}); it accepts: {accepted}"
+        ) from None
+    check_task_env(env)
+    return env
+
+
+def _accepted_kwargs(entry_point: Callable | str | None) -> str:
+    try:
+        target = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        params = [p for p in inspect.signature(target).parameters if p not in ("self", "render_mode")]
+        return ", ".join(params) or "no keyword arguments"
+    except Exception:  # the signature is only for the message
+        return "(unknown)"
+
+
+def make_sampler(env_cfg: EnvConfig, task_cfg: TaskConfig, seed: int) -> TaskSampler:
+    """The task sampler for this env, using a throwaway instance as the task distribution."""
+    distribution = make_task_env(env_cfg).unwrapped
+    return TaskSampler(
+        distribution,  # type: ignore[arg-type]
+        seed=seed,
+        schedule=task_cfg.schedule,
+        pool_size=task_cfg.pool_size,
+        num_test_tasks=task_cfg.num_test_tasks,
+        test_seed=task_cfg.test_seed,
+    )
+
+
+def make_trial_env(env_cfg: EnvConfig, stream: TaskStream | None = None) -> gym.Env:
+    """One trial-wrapped env, monitored so SB3 sees one (outer) episode per trial."""
+    env = TrialWrapper(
+        make_task_env(env_cfg),
+        episodes_per_trial=env_cfg.episodes_per_trial,
+        task_stream=stream,
+        max_trial_steps=env_cfg.max_trial_steps,
+    )
+    return Monitor(env)
+
+
+class TrialVecEnv(DummyVecEnv):
+    """SB3's ``DummyVecEnv`` without its per-step ``deepcopy`` of the info dicts.
+
+    The trial wrapper builds fresh info dicts every step and never touches them again, so the
+    copy (which cost more than the envs themselves on small bandits) protects nothing here.
+    """
+
+    def step_wait(self) -> VecEnvStepReturn:
+        for env_idx, env in enumerate(self.envs):
+            obs, self.buf_rews[env_idx], terminated, truncated, info = env.step(self.actions[env_idx])
+            self.buf_dones[env_idx] = terminated or truncated
+            info["TimeLimit.truncated"] = truncated and not terminated
+            if self.buf_dones[env_idx]:
+                info["terminal_observation"] = obs
+                obs, self.reset_infos[env_idx] = env.reset()
+            self.buf_infos[env_idx] = info
+            self._save_obs(env_idx, obs)
+        return self._obs_from_buf(), np.copy(self.buf_rews), np.copy(self.buf_dones), list(self.buf_infos)
+
+
+class _EnvFactory:
+    """A picklable env constructor (subprocess vectors pickle it)."""
+
+    def __init__(self, env_cfg: EnvConfig, stream: TaskStream) -> None:
+        self.env_cfg, self.stream = env_cfg, stream
+
+    def __call__(self) -> gym.Env:
+        return make_trial_env(self.env_cfg, self.stream)
+
+
+def make_vec_env(
+    env_cfg: EnvConfig,
+    sampler: TaskSampler,
+    *,
+    split: Literal["train", "test"] = "train",
+    num_envs: int | None = None,
+    seed: int = 0,
+) -> VecEnv:
+    """A vector of ``num_envs`` trial envs, slot ``i`` drawing its tasks from stream ``i`` of ``split``."""
+    n = num_envs or env_cfg.num_envs
+    factories = [_EnvFactory(env_cfg, sampler.stream(split, i, n)) for i in range(n)]
+    vec: VecEnv = SubprocVecEnv(factories) if env_cfg.vectorization == "subproc" else TrialVecEnv(factories)
+    vec.seed(seed)
+    return vec

@@ -1,0 +1,131 @@
+"""Training runs: a run directory, a model built from a config, checkpoints, resume.
+
+A run directory holds ``config.yaml`` (the resolved config), ``checkpoint.pt`` (written
+atomically, at ``train.checkpoint_every`` steps and at the end) and the TensorBoard event files.
+Resuming reloads the checkpoint and continues the same TensorBoard curve at the same global step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from memrl.algos.ppo import MetaPPO
+from memrl.checkpoint import CheckpointError
+from memrl.config import Config, ConfigError, config_from_dict
+from memrl.logging import make_logger
+from memrl.tasks.sampler import TaskSampler
+from memrl.tasks.vec import make_sampler, make_vec_env
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class PeriodicCheckpoint(BaseCallback):
+    """Save the model into the run directory every ``every`` environment steps."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        super().__init__()
+        self.path, self.every = path, every
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        self._next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps >= self._next:
+            self.model.save(self.path)
+            self._next += self.every
+        return True
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    return name
+
+
+def build_model(cfg: Config, sampler: TaskSampler) -> MetaPPO:
+    env = make_vec_env(cfg.env, sampler, split="train", seed=cfg.train.seed)
+    model = MetaPPO(
+        "RL2Policy",
+        env,
+        config=cfg.ppo,
+        policy_kwargs=dataclasses.asdict(cfg.policy),
+        seed=cfg.train.seed,
+        device=resolve_device(cfg.train.device),
+    )
+    model.run_config = cfg
+    return model
+
+
+def read_run_config(run_dir: Path) -> Config:
+    import yaml
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a memrl run directory (no {CONFIG_FILE}); pass the --run-dir of a training run")
+    return config_from_dict(yaml.safe_load(path.read_text()))
+
+
+def load_model(run_dir: Path, cfg: Config, sampler: TaskSampler | None = None, with_env: bool = False) -> MetaPPO:
+    """Load the run's checkpoint; with ``with_env`` attach a fresh training vector env."""
+    checkpoint = run_dir / CHECKPOINT_FILE
+    env = make_vec_env(cfg.env, sampler, split="train", seed=cfg.train.seed) if with_env and sampler else None
+    model = MetaPPO.load(checkpoint, env=env, device=resolve_device(cfg.train.device))
+    model.run_config = cfg
+    return model
+
+
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout: bool = False) -> MetaPPO:
+    """Train ``cfg`` in ``run_dir`` (continuing the run there when ``resume``)."""
+    run_dir = Path(run_dir)
+    if cfg.train.torch_threads:
+        torch.set_num_threads(cfg.train.torch_threads)
+    sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)  # validates env.id and env.kwargs early
+    checkpoint = run_dir / CHECKPOINT_FILE
+    if resume:
+        if not checkpoint.is_file():
+            raise CheckpointError(f"cannot resume: {checkpoint} does not exist")
+        model = load_model(run_dir, cfg, sampler, with_env=True)
+    else:
+        if checkpoint.exists() or (run_dir / CONFIG_FILE).exists():
+            raise ConfigError(
+                f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or choose another --run-dir"
+            )
+        model = build_model(cfg, sampler)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / CONFIG_FILE, cfg.to_yaml())
+    model.set_logger(make_logger(run_dir, stdout=log_stdout))
+
+    remaining = cfg.train.total_steps - model.num_timesteps
+    if remaining <= 0:
+        print(f"{run_dir}: already trained for {model.num_timesteps} steps; raise train.total_steps to continue")
+        return model
+    callbacks: list[BaseCallback] = []
+    if cfg.train.checkpoint_every:
+        callbacks.append(PeriodicCheckpoint(checkpoint, cfg.train.checkpoint_every))
+    started = time.perf_counter()
+    model.learn(
+        remaining,
+        callback=callbacks or None,
+        reset_num_timesteps=False,
+        progress_bar=cfg.train.progress_bar,
+    )
+    model.save(checkpoint)
+    elapsed = time.perf_counter() - started
+    print(f"trained {model.num_timesteps} steps in {elapsed:.0f}s; run directory: {run_dir}")
+    return model
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
