@@ -7,7 +7,6 @@ works afterwards. Every env implements the task protocol of :mod:`memrl.tasks.pr
 from __future__ import annotations
 
 import gymnasium as gym
-
 from memrl.envs.bandit import BanditEnv
 from memrl.envs.point_nav import PointNavEnv
 from memrl.envs.tabular_mdp import TabularMDPEnv

@@ -35,6 +35,7 @@ class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
         self._transitions: np.ndarray | None = None  # (S, A, S)
         self._cumulative: np.ndarray | None = None  # (S, A, S) cumulative sums for fast sampling
         self._reward_means: np.ndarray | None = None  # (S, A)
+        self._one_hot = np.eye(n_states, dtype=np.float32)
         self._state = 0
         self._t = 0
 
@@ -43,7 +44,10 @@ class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
         S, A = self.n_states, self.n_actions
         transitions = rng.dirichlet(np.ones(S), size=(n, S, A))
         reward_means = rng.normal(1.0, 1.0, size=(n, S, A))
-        return [{"transitions": p.tolist(), "reward_means": r.tolist()} for p, r in zip(transitions, reward_means)]
+        return [
+            {"transitions": p.tolist(), "reward_means": r.tolist()}
+            for p, r in zip(transitions, reward_means, strict=True)
+        ]
 
     def set_task(self, task: Task) -> None:
         S, A = self.n_states, self.n_actions
@@ -71,9 +75,7 @@ class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
 
     # -- gymnasium API -----------------------------------------------------------------
     def _obs(self) -> np.ndarray:
-        obs = np.zeros(self.n_states, dtype=np.float32)
-        obs[self._state] = 1.0
-        return obs
+        return self._one_hot[self._state].copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

@@ -47,14 +47,20 @@ def _eval(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     cfg = read_run_config(run_dir)
-    trials = args.trials or cfg.eval.trials
+    trials = cfg.eval.trials if args.trials is None else args.trials
     split = args.split or cfg.eval.split
     sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)
     model = load_model(run_dir, cfg)
     started = time.perf_counter()
     result = evaluate(
-        model, cfg, sampler, split=split, trials=trials, num_envs=cfg.eval.num_envs,
-        deterministic=args.deterministic or cfg.eval.deterministic, seed=args.seed,
+        model,
+        cfg,
+        sampler,
+        split=split,
+        trials=trials,
+        num_envs=cfg.eval.num_envs,
+        deterministic=args.deterministic or cfg.eval.deterministic,
+        seed=args.seed,
     )
     out_dir = Path(args.out) if args.out else run_dir
     json_path, png_path = write_report(result, out_dir)
@@ -91,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="meta-train an agent from a YAML config")
     train.add_argument("config", nargs="?", help="YAML config, e.g. configs/rl2_bandit.yaml")
     train.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override a config value (repeatable), e.g. --set train.total_steps=20000",
     )
     train.add_argument("--run-dir", help="run directory (default: runs/NAME-TIMESTAMP)")

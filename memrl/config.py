@@ -35,6 +35,8 @@ class EnvConfig:
     """Inner episodes per trial; memory is kept across them and reset at the next trial."""
     max_trial_steps: int | None = None
     """Optional step budget per trial; a trial that reaches it is truncated (and bootstrapped)."""
+    trial_progress: bool = False
+    """Append ``episode_index / episodes_per_trial`` to the observation (a clock, no task information)."""
     num_envs: int = 16
     """Environments stepped in parallel (vector width)."""
     vectorization: Literal["dummy", "subproc"] = "dummy"
@@ -185,9 +187,18 @@ class Config:
 # -- range checks -------------------------------------------------------------------------
 
 _POSITIVE_INT = {
-    "env.episodes_per_trial", "env.num_envs", "tasks.pool_size", "tasks.num_test_tasks", "policy.hidden_size",
-    "policy.num_layers", "ppo.n_steps", "ppo.n_epochs", "ppo.num_minibatches", "train.total_steps",
-    "eval.trials", "eval.num_envs",
+    "env.episodes_per_trial",
+    "env.num_envs",
+    "tasks.pool_size",
+    "tasks.num_test_tasks",
+    "policy.hidden_size",
+    "policy.num_layers",
+    "ppo.n_steps",
+    "ppo.n_epochs",
+    "ppo.num_minibatches",
+    "train.total_steps",
+    "eval.trials",
+    "eval.num_envs",
 }
 _UNIT_INTERVAL = {"ppo.gamma", "ppo.gae_lambda"}
 _POSITIVE_FLOAT = {"ppo.learning_rate", "ppo.clip_range", "ppo.max_grad_norm", "ppo.adam_eps"}
@@ -217,13 +228,14 @@ def _check_ranges(cfg: Config) -> None:
         if any(size < 1 for size in value(key)):
             raise ConfigError(f"{key} must list positive layer sizes, got {value(key)!r}")
     ppo, env = cfg.ppo, cfg.env
-    if ppo.num_minibatches > env.num_envs * (ppo.n_steps // (ppo.bptt_chunk or ppo.n_steps)):
-        raise ConfigError(
-            f"ppo.num_minibatches={ppo.num_minibatches} is more than the {env.num_envs} env sequences per rollout; "
-            "lower it or raise env.num_envs"
-        )
     if ppo.bptt_chunk is not None and (ppo.bptt_chunk < 1 or ppo.n_steps % ppo.bptt_chunk):
         raise ConfigError(f"ppo.bptt_chunk={ppo.bptt_chunk} must be a positive divisor of ppo.n_steps={ppo.n_steps}")
+    sequences = env.num_envs * (ppo.n_steps // (ppo.bptt_chunk or ppo.n_steps))
+    if ppo.num_minibatches > sequences:
+        raise ConfigError(
+            f"ppo.num_minibatches={ppo.num_minibatches} is more than the {sequences} env sequences per rollout; "
+            "lower it or raise env.num_envs"
+        )
     if ppo.clip_range_vf is not None and ppo.clip_range_vf <= 0:
         raise ConfigError("ppo.clip_range_vf must be > 0 or null")
     if ppo.target_kl is not None and ppo.target_kl <= 0:
@@ -252,6 +264,20 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _number(value: Any) -> int | float | None:
+    """``value`` as a number; PyYAML reads ``1e6`` and ``3e-4`` as strings, so parse those too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
     origin = get_origin(tp)
@@ -277,13 +303,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             return value
     elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():  # 1e6 in YAML is a float
-            return int(value)
+        number = _number(value)
+        if isinstance(number, int) or (isinstance(number, float) and number.is_integer()):
+            return int(number)
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        number = _number(value)
+        if number is not None:
+            return float(number)
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -352,8 +378,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     old_id = env_section.get("id", EnvConfig.id)
     new_ids = [v for path, v in parsed if path == ["env", "id"]]
     sets_kwargs = any(path[:2] == ["env", "kwargs"] for path, _ in parsed)
-    if new_ids and new_ids[-1] != old_id and not sets_kwargs and env_section.get("kwargs"):
-        env_section.pop("kwargs")
+    if new_ids and new_ids[-1] != old_id and env_section.get("kwargs"):
+        dropped = env_section.pop("kwargs")
+        if not sets_kwargs:
+            print(f"note: env.id changed to {new_ids[-1]!r}; dropping env.kwargs {dropped} of {old_id!r}")
     for path, value in parsed:
         node: Any = data
         for part in path[:-1]:

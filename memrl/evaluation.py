@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from memrl.algos.ppo import MetaPPO
-from memrl.config import Config
+from memrl.config import Config, ConfigError
 from memrl.tasks.sampler import TaskSampler
 from memrl.tasks.vec import make_vec_env
 
@@ -75,8 +75,10 @@ def evaluate(
     seed: int = 0,
 ) -> EvalResult:
     """Run ``trials`` trials, one per task of ``split``, with the model's memory carried within each."""
+    if trials < 1:
+        raise ConfigError(f"the number of evaluation trials must be at least 1, got {trials}")
     if split == "test" and trials > len(sampler.test_tasks):
-        raise ValueError(
+        raise ConfigError(
             f"asked for {trials} test trials but the test split holds {len(sampler.test_tasks)} tasks; "
             "raise tasks.num_test_tasks or ask for fewer trials"
         )

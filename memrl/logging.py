@@ -44,3 +44,16 @@ def make_logger(tensorboard_dir: str | Path, stdout: bool = False) -> Logger:
     if stdout:
         formats.append(HumanOutputFormat(sys.stdout))
     return Logger(folder=str(path), output_formats=formats)
+
+
+def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """All scalar series in the TensorBoard event files of ``run_dir``: ``{tag: [(step, value), ...]}``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(Path(run_dir).glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            series.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+    return {tag: sorted(values) for tag, values in series.items()}

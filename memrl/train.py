@@ -70,7 +70,9 @@ def read_run_config(run_dir: Path) -> Config:
 
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a memrl run directory (no {CONFIG_FILE}); pass the --run-dir of a training run")
+        raise ConfigError(
+            f"{run_dir} is not a memrl run directory (no {CONFIG_FILE}); pass the --run-dir of a training run"
+        )
     return config_from_dict(yaml.safe_load(path.read_text()))
 
 
@@ -128,4 +130,3 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
-

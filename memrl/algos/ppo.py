@@ -49,8 +49,11 @@ def space_to_json(space: spaces.Space) -> dict[str, Any]:
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.Box):
         return {
-            "type": "Box", "low": space.low.tolist(), "high": space.high.tolist(),
-            "shape": list(space.shape), "dtype": str(space.dtype),
+            "type": "Box",
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
         }
     raise TypeError(f"cannot serialise space {space}")
 
@@ -152,7 +155,9 @@ class MetaPPO(BaseAlgorithm):
                 params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
             )
         else:
-            self.optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.Adam(
+                params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+            )
         self._discrete = isinstance(self.action_space, spaces.Discrete)
         if not self._discrete:
             assert isinstance(self.action_space, spaces.Box)
@@ -206,12 +211,13 @@ class MetaPPO(BaseAlgorithm):
         chunk = cfg.bptt_chunk or T
         obs_dim = self.observation_space.shape[0]  # type: ignore[index]
         action_shape = () if self._discrete else self.action_space.shape
-        observations = torch.zeros(T, B, obs_dim, device=device)
+        # Env-side arrays stay numpy until the rollout ends (a torch view per step, no copies).
+        observations = np.zeros((T, B, obs_dim), dtype=np.float32)
+        rewards = np.zeros((T, B), dtype=np.float32)
+        starts = np.zeros((T, B), dtype=bool)
         actions = torch.zeros(T, B, *action_shape, device=device)  # type: ignore[misc]
         log_probs = torch.zeros(T, B, device=device)
         values = torch.zeros(T, B, device=device)
-        rewards = torch.zeros(T, B, device=device)
-        starts = torch.zeros(T, B, dtype=torch.bool, device=device)
         cuts = torch.zeros(T, B, dtype=torch.bool, device=device)
         bootstrap = torch.zeros(T, B, device=device)  # value of the next state where a sequence is cut
         chunk_states = []
@@ -222,26 +228,27 @@ class MetaPPO(BaseAlgorithm):
         for t in range(T):
             if t % chunk == 0:
                 chunk_states.append(clone_state(state))
-            obs = torch.as_tensor(self._last_obs, dtype=torch.float32, device=device)
-            start = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=device)
+            observations[t], starts[t] = self._last_obs, self._last_episode_starts
+            obs = torch.from_numpy(observations[t : t + 1]).to(device)  # (1, B, D)
+            start = torch.from_numpy(starts[t : t + 1]).to(device)  # (1, B)
             with torch.no_grad():
-                out = policy(obs.unsqueeze(0), state, start.unsqueeze(0))
+                out = policy(obs, state, start)
                 params = out.params[0]
                 action = policy.action_head.sample(params)
                 log_probs[t] = policy.action_head.log_prob(params, action)
             state = out.state
-            observations[t], actions[t], values[t], starts[t] = obs, action, out.values[0], start
+            actions[t], values[t] = action, out.values[0]
             env_action = action.cpu().numpy()
             if not self._discrete:
                 env_action = np.clip(env_action, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
             new_obs, reward, dones, infos = env.step(env_action)
             self.num_timesteps += B
-            rewards[t] = torch.as_tensor(reward, dtype=torch.float32, device=device)
+            rewards[t] = reward
             callback.update_locals(locals())
             if not callback.on_step():
                 return None
             if dones.any():
-                self._on_trial_ends(t, dones, infos, state, cuts, bootstrap)
+                self._on_trial_ends(t, dones, infos, state, cuts, bootstrap, per_episode)
             if per_episode:
                 self._on_inner_episode_ends(t, infos, state, cuts, bootstrap)
             self._last_obs, self._last_episode_starts = new_obs, dones
@@ -253,14 +260,28 @@ class MetaPPO(BaseAlgorithm):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return {
-            "observations": observations, "actions": actions, "log_probs": log_probs, "values": values,
-            "rewards": rewards, "starts": starts, "cuts": cuts, "bootstrap": bootstrap,
-            "last_values": last_values, "chunk_states": chunk_states, "steps": T * B,
+            "observations": torch.from_numpy(observations).to(device),
+            "actions": actions,
+            "log_probs": log_probs,
+            "values": values,
+            "rewards": torch.from_numpy(rewards).to(device),
+            "starts": torch.from_numpy(starts).to(device),
+            "cuts": cuts,
+            "bootstrap": bootstrap,
+            "last_values": last_values,
+            "chunk_states": chunk_states,
+            "steps": T * B,
         }
 
     def _on_trial_ends(
-        self, t: int, dones: np.ndarray, infos: Sequence[dict], state: PolicyState,
-        cuts: torch.Tensor, bootstrap: torch.Tensor,
+        self,
+        t: int,
+        dones: np.ndarray,
+        infos: Sequence[dict],
+        state: PolicyState,
+        cuts: torch.Tensor,
+        bootstrap: torch.Tensor,
+        per_episode: bool,
     ) -> None:
         """Record finished trials; a trial cut by a time limit bootstraps from V(final obs)."""
         truncated_rows, final_obs = [], []
@@ -268,7 +289,10 @@ class MetaPPO(BaseAlgorithm):
             info = infos[i]
             self._trial_stats.add(info)
             cuts[t, i] = True
-            if info.get("TimeLimit.truncated", False):
+            # A trial cut by its step budget bootstraps; so does, in per-episode mode, a last inner
+            # episode cut by a time limit (the same rule as for the trial's earlier episodes).
+            inner_time_limit = info.get("inner_truncated", False) and not info.get("inner_terminated", False)
+            if info.get("TimeLimit.truncated", False) or (per_episode and inner_time_limit):
                 truncated_rows.append(int(i))
                 final_obs.append(info["terminal_observation"])
         if truncated_rows:
@@ -277,7 +301,7 @@ class MetaPPO(BaseAlgorithm):
     def _on_inner_episode_ends(
         self, t: int, infos: Sequence[dict], state: PolicyState, cuts: torch.Tensor, bootstrap: torch.Tensor
     ) -> None:
-        """Per-episode advantages: cut at inner episode ends (0 after a termination, V(final obs) after a truncation)."""
+        """Per-episode advantages: cut at inner episode ends (0 after termination, V(final obs) after truncation)."""
         truncated_rows, final_obs = [], []
         for i, info in enumerate(infos):
             if "inner_final_observation" in info:
@@ -307,8 +331,13 @@ class MetaPPO(BaseAlgorithm):
         values = norm.denormalize(rollout["values"]) if cfg.normalize_value else rollout["values"]
         last_values = norm.denormalize(rollout["last_values"]) if cfg.normalize_value else rollout["last_values"]
         advantages, returns = compute_gae(
-            rollout["rewards"], values, last_values, rollout["cuts"], rollout["bootstrap"],
-            gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+            rollout["rewards"],
+            values,
+            last_values,
+            rollout["cuts"],
+            rollout["bootstrap"],
+            gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda,
         )
         if cfg.normalize_value:
             norm.update(returns)
@@ -332,7 +361,9 @@ class MetaPPO(BaseAlgorithm):
 
         policy.train(True)
         num_sequences = n_chunks * B
-        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")}
+        stats: dict[str, list[float]] = {
+            k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+        }
         epochs_done = 0
         stop = False
         for _epoch in range(cfg.n_epochs):
@@ -356,8 +387,11 @@ class MetaPPO(BaseAlgorithm):
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 for key, value in (
-                    ("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
-                    ("approx_kl", pg_stats["approx_kl"]), ("clip_fraction", pg_stats["clip_fraction"]),
+                    ("policy_loss", pg_loss),
+                    ("value_loss", v_loss),
+                    ("entropy", entropy),
+                    ("approx_kl", pg_stats["approx_kl"]),
+                    ("clip_fraction", pg_stats["clip_fraction"]),
                 ):
                     stats[key].append(float(value.detach()) if isinstance(value, torch.Tensor) else float(value))
                 if cfg.target_kl is not None and stats["approx_kl"][-1] > 1.5 * cfg.target_kl:
@@ -382,7 +416,10 @@ class MetaPPO(BaseAlgorithm):
         lines += [f"| policy | {k} | {v} |" for k, v in self.policy_kwargs.items()]
         if self.run_config is not None:
             for section in ("env", "tasks", "train"):
-                lines += [f"| {section} | {k} | {v} |" for k, v in dataclasses.asdict(getattr(self.run_config, section)).items()]
+                lines += [
+                    f"| {section} | {k} | {v} |"
+                    for k, v in dataclasses.asdict(getattr(self.run_config, section)).items()
+                ]
         self.logger.record(tags.TEXT_HYPERPARAMETERS, "\n".join(lines), exclude=("stdout", "log", "json", "csv"))
         self.logger.record(
             tags.TEXT_ADVANTAGE_BOUNDARY,
@@ -391,6 +428,14 @@ class MetaPPO(BaseAlgorithm):
             exclude=("stdout", "log", "json", "csv"),
         )
 
+    def _episode_tag_width(self) -> int:
+        """Digits of the largest episode index, so ``meta/`` tags sort and stay stable across updates."""
+        try:
+            episodes = max(self.env.get_attr("episodes_per_trial"))  # type: ignore[union-attr]
+        except AttributeError:  # not a TrialWrapper env: fall back to what has been seen
+            episodes = max(self._trial_stats.per_episode, default=0) + 1
+        return len(str(max(int(episodes) - 1, 0)))
+
     def _log_update(self, update: dict[str, float], steps: int, rollout_seconds: float, update_seconds: float) -> None:
         record = self.logger.record
         trials = self._trial_stats
@@ -398,7 +443,7 @@ class MetaPPO(BaseAlgorithm):
             record(tags.TRIAL_RETURN, float(np.mean(trials.returns)))
             record(tags.TRIAL_LENGTH, float(np.mean(trials.lengths)))
             record(tags.TRIALS, len(trials.returns))
-        width = len(str(max(trials.per_episode, default=0)))
+        width = self._episode_tag_width()
         for index, returns in sorted(trials.per_episode.items()):
             record(tags.meta_episode_return(index, width), float(np.mean(returns)))
         trials.clear()
@@ -437,10 +482,15 @@ class MetaPPO(BaseAlgorithm):
         batch = obs.shape[0]
         if state is None:
             state = self.policy.initial_state(batch, self.device)
-        starts = np.zeros(batch, dtype=bool) if episode_start is None else np.asarray(episode_start, dtype=bool).reshape(batch)
+        starts = (
+            np.zeros(batch, dtype=bool)
+            if episode_start is None
+            else np.asarray(episode_start, dtype=bool).reshape(batch)
+        )
         with torch.no_grad():
             out = self.policy(
-                torch.as_tensor(obs, device=self.device).unsqueeze(0), state,
+                torch.as_tensor(obs, device=self.device).unsqueeze(0),
+                state,
                 torch.as_tensor(starts, device=self.device).unsqueeze(0),
             )
             action = self.policy.action_head.sample(out.params[0], deterministic=deterministic)
@@ -490,14 +540,19 @@ class MetaPPO(BaseAlgorithm):
             action_space = space_from_json(json.loads(payload["action_space"]))
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"{path}: checkpoint is missing or has malformed configuration: {err}") from None
-        model = cls("RL2Policy", env=None, config=ppo, policy_kwargs=policy_kwargs, device=device, _init_setup_model=False)
+        model = cls(
+            "RL2Policy", env=None, config=ppo, policy_kwargs=policy_kwargs, device=device, _init_setup_model=False
+        )
         model.observation_space, model.action_space = observation_space, action_space
         model._setup_model()
-        model.policy.load_state_dict(payload["policy_state"])
-        model.optimizer.load_state_dict(payload["optimizer_state"])
-        model.num_timesteps = int(payload["num_timesteps"])
-        model._n_updates = int(payload["n_updates"])
-        torch.set_rng_state(payload["torch_rng"])
+        try:
+            model.policy.load_state_dict(payload["policy_state"])
+            model.optimizer.load_state_dict(payload["optimizer_state"])
+            model.num_timesteps = int(payload["num_timesteps"])
+            model._n_updates = int(payload["n_updates"])
+            torch.set_rng_state(payload["torch_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise CheckpointError(f"{path}: checkpoint does not match the model it describes: {err}") from None
         if env is not None:
             model.set_env(env)
         return model
@@ -508,5 +563,6 @@ class MetaPPO(BaseAlgorithm):
                 f"env spaces ({env.observation_space}, {env.action_space}) do not match the model's "
                 f"({self.observation_space}, {self.action_space}); use the env config the model was trained with"
             )
+        self.n_envs = env.num_envs if isinstance(env, VecEnv) else 1  # memory state is rebuilt for any width
         super().set_env(env, force_reset=force_reset)  # type: ignore[arg-type]
         self._rollout_state = None

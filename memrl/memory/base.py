@@ -34,7 +34,7 @@ def map_state(fn: Callable[..., torch.Tensor], *states: State) -> State:
     if isinstance(first, torch.Tensor):
         return fn(*states)
     if isinstance(first, tuple):
-        mapped = [map_state(fn, *parts) for parts in zip(*states)]
+        mapped = [map_state(fn, *parts) for parts in zip(*states, strict=True)]
         return type(first)(*mapped) if hasattr(first, "_fields") else tuple(mapped)
     raise TypeError(f"memory state leaves must be tensors, tuples or None, got {type(first).__name__}")
 
@@ -74,7 +74,7 @@ def reset_segments(starts: torch.Tensor) -> list[tuple[int, int]]:
         return [(0, T)]
     boundaries = torch.nonzero(starts[1:].any(dim=1)).flatten().add_(1).tolist()
     edges = [0, *boundaries, T]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(zip(edges[:-1], edges[1:], strict=False))
 
 
 class MemoryCore(nn.Module, ABC):

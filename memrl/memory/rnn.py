@@ -36,6 +36,10 @@ class _RNNCore(MemoryCore):
     def _zeros(self, batch: int, device: torch.device | str) -> torch.Tensor:
         return torch.zeros(batch, self.num_layers, self.hidden_size, device=device)
 
+    def _cell_weights(self) -> tuple[torch.Tensor, ...]:
+        rnn = self.rnn
+        return rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+
     @staticmethod
     def _orthogonal_init(rnn: nn.Module) -> None:
         for name, param in rnn.named_parameters():
@@ -57,6 +61,10 @@ class GRUCore(_RNNCore):
         return GRUState(self._zeros(batch, device))
 
     def forward(self, x: torch.Tensor, state: GRUState, starts: torch.Tensor) -> tuple[torch.Tensor, GRUState]:
+        if x.shape[0] == 1 and self.num_layers == 1:  # one rollout step: the cell kernel skips nn.GRU's overhead
+            keep = (~starts[0]).to(x.dtype).unsqueeze(-1)  # (B,) -> (B, 1)
+            h1 = torch.gru_cell(x[0], state.h[:, 0] * keep, *self._cell_weights())
+            return h1.unsqueeze(0), GRUState(h1.unsqueeze(1))
         h = state.h.transpose(0, 1)  # (B, L, H) -> (L, B, H)
         outputs = []
         for t0, t1 in reset_segments(starts):
@@ -83,6 +91,10 @@ class LSTMCore(_RNNCore):
         return LSTMState(self._zeros(batch, device), self._zeros(batch, device))
 
     def forward(self, x: torch.Tensor, state: LSTMState, starts: torch.Tensor) -> tuple[torch.Tensor, LSTMState]:
+        if x.shape[0] == 1 and self.num_layers == 1:  # one rollout step: the cell kernel skips nn.LSTM's overhead
+            keep = (~starts[0]).to(x.dtype).unsqueeze(-1)  # (B,) -> (B, 1)
+            h1, c1 = torch.lstm_cell(x[0], (state.h[:, 0] * keep, state.c[:, 0] * keep), *self._cell_weights())
+            return h1.unsqueeze(0), LSTMState(h1.unsqueeze(1), c1.unsqueeze(1))
         h, c = state.h.transpose(0, 1), state.c.transpose(0, 1)  # (B, L, H) -> (L, B, H)
         outputs = []
         for t0, t1 in reset_segments(starts):

@@ -68,7 +68,7 @@ class RunningNorm(nn.Module):
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
         layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
@@ -77,11 +77,18 @@ class _Tower(nn.Module):
     """Input embedding -> memory core -> optional layer norm."""
 
     def __init__(
-        self, *, obs_dim: int, core: str, hidden_size: int, num_layers: int, embed_sizes: list[int],
-        layer_norm: bool, activation: str,
+        self,
+        *,
+        obs_dim: int,
+        core: str,
+        hidden_size: int,
+        num_layers: int,
+        embed_sizes: list[int],
+        layer_norm: bool,
+        activation: str,
     ) -> None:
         super().__init__()
-        self.embed = _mlp([obs_dim, *embed_sizes], activation)
+        self.embed: nn.Module = _mlp([obs_dim, *embed_sizes], activation) if embed_sizes else nn.Identity()
         core_in = embed_sizes[-1] if embed_sizes else obs_dim
         self.core: MemoryCore = build_core(core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers)
         self.norm: nn.Module = nn.LayerNorm(self.core.output_size) if layer_norm else nn.Identity()
@@ -114,8 +121,13 @@ class RL2Policy(nn.Module):
         self.observation_space, self.action_space = observation_space, action_space
         obs_dim = int(spaces.flatdim(observation_space))
         tower_kwargs = dict(
-            obs_dim=obs_dim, core=core, hidden_size=hidden_size, num_layers=num_layers,
-            embed_sizes=list(embed_sizes), layer_norm=layer_norm, activation=activation,
+            obs_dim=obs_dim,
+            core=core,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            embed_sizes=list(embed_sizes),
+            layer_norm=layer_norm,
+            activation=activation,
         )
         self.actor = _Tower(**tower_kwargs)  # type: ignore[arg-type]
         self.critic: _Tower | None = None if shared_critic else _Tower(**tower_kwargs)  # type: ignore[arg-type]

@@ -55,9 +55,39 @@ def check_task_env(env: gym.Env) -> TaskSettable:
 
 
 def task_key(task: Task) -> str:
-    """A stable short key for a task, used to keep train and test task sets disjoint."""
-    text = json.dumps(task, sort_keys=True, default=_to_builtin)
-    return hashlib.sha1(text.encode()).hexdigest()
+    """A stable short key for a task, used to keep train and test task sets disjoint.
+
+    Numeric lists are hashed as float64 bytes (fast for large tasks such as MDP tables); anything
+    else through its canonical JSON.
+    """
+    digest = hashlib.sha1()
+    _feed(digest, task)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, dict):
+        digest.update(b"{")
+        for key in sorted(value):
+            digest.update(json.dumps(key).encode())
+            _feed(digest, value[key])
+        digest.update(b"}")
+        return
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = None
+        if array is not None:
+            digest.update(f"a{array.shape}".encode())
+            digest.update(array.tobytes())
+            return
+        digest.update(b"[")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+        return
+    digest.update(json.dumps(value, default=_to_builtin).encode())
 
 
 def _to_builtin(value: Any) -> Any:

@@ -87,7 +87,7 @@ class TaskSampler:
     def draw_train_task(self, rng: np.random.Generator) -> Task:
         """One task from the distribution that is not in the test set."""
         for _ in range(_MAX_REDRAWS):
-            task = to_json_task(self.distribution.sample_tasks(1, rng)[0])
+            task = self.distribution.sample_tasks(1, rng)[0]
             if task_key(task) not in self._test_keys:
                 return task
         raise RuntimeError(

@@ -11,7 +11,9 @@ ray-project/ray#6610 shows what happens otherwise):
   it is ``truncated``.
 
 The observation is a flat ``float32`` vector ``[inner obs, previous action, previous reward,
-episode_start]`` (layout in :attr:`TrialWrapper.layout`): Box and Discrete inner observations and
+episode_start]`` (layout in :attr:`TrialWrapper.layout`), optionally followed by the trial's
+progress ``episode_index / episodes_per_trial`` (``trial_progress``: no task information, only
+a clock that spares the memory from counting episodes): Box and Discrete inner observations and
 Dict/Tuple spaces (flattened with ``gymnasium.spaces.flatten``); a Discrete previous action is
 one-hot, a Box one is its flat value. ``episode_start`` is 1 at the first step of every inner
 episode. At an inner reset the previous reward is the *last reward of the episode that just
@@ -44,7 +46,7 @@ def _flat_dim(space: spaces.Space) -> int:
     raise TypeError(f"unsupported space {space}: memrl handles Box, Discrete, Dict, Tuple, MultiBinary, MultiDiscrete")
 
 
-class TrialWrapper(gym.Wrapper):
+class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Turn a task-settable env into trials of ``episodes_per_trial`` episodes of one task."""
 
     def __init__(
@@ -54,8 +56,16 @@ class TrialWrapper(gym.Wrapper):
         episodes_per_trial: int,
         task_stream: TaskStream | None = None,
         max_trial_steps: int | None = None,
+        trial_progress: bool = False,
     ) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            episodes_per_trial=episodes_per_trial,
+            task_stream=task_stream,
+            max_trial_steps=max_trial_steps,
+            trial_progress=trial_progress,
+        )
+        gym.Wrapper.__init__(self, env)
         if episodes_per_trial < 1:
             raise ValueError(f"episodes_per_trial must be >= 1, got {episodes_per_trial}")
         if max_trial_steps is not None and max_trial_steps < 1:
@@ -64,6 +74,7 @@ class TrialWrapper(gym.Wrapper):
         self.episodes_per_trial = episodes_per_trial
         self.task_stream = task_stream
         self.max_trial_steps = max_trial_steps
+        self.trial_progress = trial_progress
 
         inner_obs, act = env.observation_space, env.action_space
         if not isinstance(act, (spaces.Discrete, spaces.Box)):
@@ -79,6 +90,9 @@ class TrialWrapper(gym.Wrapper):
             "episode_start": slice(obs_dim + act_dim + 1, obs_dim + act_dim + 2),
         }
         size = obs_dim + act_dim + 2
+        if trial_progress:
+            self.layout["trial_progress"] = slice(size, size + 1)
+            size += 1
         self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float32)
         self.action_space = act
         self._buffer = np.zeros(size, dtype=np.float32)
@@ -106,6 +120,8 @@ class TrialWrapper(gym.Wrapper):
                 buf[layout["prev_action"]] = np.asarray(prev_action, dtype=np.float32).reshape(-1)
         buf[layout["prev_reward"].start] = prev_reward
         buf[layout["episode_start"].start] = 1.0 if episode_start else 0.0
+        if self.trial_progress:
+            buf[layout["trial_progress"].start] = self._episode_index / self.episodes_per_trial
         return buf.copy()
 
     # -- gymnasium API -------------------------------------------------------------------
@@ -116,7 +132,7 @@ class TrialWrapper(gym.Wrapper):
         if task is not None:
             self._task_env.set_task(task)
         obs, info = self.env.reset(seed=seed)
-        self._task = self._task_env.get_task()
+        self._task = task if task is not None else self._task_env.get_task()
         self._episode_index, self._episode_return, self._trial_steps = 0, 0.0, 0
         self._episode_returns = []
         info = dict(info, task=self._task, episode_index=0)

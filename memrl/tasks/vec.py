@@ -32,8 +32,9 @@ def make_task_env(env_cfg: EnvConfig) -> gym.Env:
     try:
         env = gym.make(env_id, disable_env_checker=True, **env_cfg.kwargs)
     except ModuleNotFoundError as err:
+        module = err.name or env_id.split(":")[0]
         raise ConfigError(
-            f"env.id={env_id!r}: cannot import module {err.name!r}; check the 'module:EnvId-v0' spelling and that "
+            f"env.id={env_id!r}: cannot import module {module!r}; check the 'module:EnvId-v0' spelling and that "
             "the module is importable (installed, or on PYTHONPATH)"
         ) from None
     except gym.error.Error as err:
@@ -41,7 +42,7 @@ def make_task_env(env_cfg: EnvConfig) -> gym.Env:
             f"env.id={env_id!r} is not a registered Gymnasium env ({err}); run `memrl envs` to list memrl's envs, "
             "or write 'your.module:YourEnv-v0' so the module that registers it is imported first"
         ) from None
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         spec = gym.spec(env_id)
         accepted = _accepted_kwargs(spec.entry_point)
         raise ConfigError(
@@ -80,6 +81,7 @@ def make_trial_env(env_cfg: EnvConfig, stream: TaskStream | None = None) -> gym.
         episodes_per_trial=env_cfg.episodes_per_trial,
         task_stream=stream,
         max_trial_steps=env_cfg.max_trial_steps,
+        trial_progress=env_cfg.trial_progress,
     )
     return Monitor(env)
 

@@ -1,0 +1,44 @@
+"""Learning tests: short meta-training runs that only an agent using its memory can pass.
+
+Sized to finish in well under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+import memrl
+from memrl.config import Config, EnvConfig, PolicyConfig, PPOConfig, TaskConfig
+from memrl.evaluation import evaluate
+from memrl.tasks.vec import make_sampler, make_vec_env
+
+
+def test_rl2_learns_bandit_k5_n10_beyond_memoryless() -> None:
+    """RL² on the 5-armed, 10-pull bandit scores above 6.2 on 1000 held-out tasks.
+
+    A memoryless policy cannot tell the arms apart (every arm's prior mean is 0.5), so its expected
+    trial return is 10 * 0.5 = 5.0 whatever it does; the Gittins index scores 6.6. With 1000 test
+    trials the standard error is about 0.08, so 6.2 is 15 standard errors above what a memoryless
+    policy can reach.
+    """
+    torch.set_num_threads(1)
+    cfg = Config(
+        env=EnvConfig(
+            id="memrl/Bandit-v0", kwargs={"n_arms": 5}, episodes_per_trial=10, num_envs=128, trial_progress=True
+        ),
+        tasks=TaskConfig(num_test_tasks=1000),
+        policy=PolicyConfig(core="gru", hidden_size=64, embed_sizes=[64]),
+        ppo=PPOConfig(learning_rate=1e-3, lr_schedule="linear", n_steps=10, gamma=1.0, gae_lambda=0.95),
+    )
+    sampler = make_sampler(cfg.env, cfg.tasks, seed=0)
+    env = make_vec_env(cfg.env, sampler, seed=0)
+    model = memrl.MetaPPO(
+        "RL2Policy", env, config=cfg.ppo, policy_kwargs=dataclasses.asdict(cfg.policy), seed=0, device="cpu"
+    )
+    model.learn(400_000)
+    result = evaluate(model, cfg, sampler, split="test", trials=1000, num_envs=100)
+    assert result.mean_return > 6.2, result.mean_return
+    # The adaptation curve rises: the last pull pays more than the first (both ~0.5 without memory).
+    assert result.per_episode_mean[-1] > result.per_episode_mean[0] + 0.15

@@ -1,0 +1,213 @@
+"""MetaPPO (memrl/algos/ppo.py): replayed memory matches acting memory, bootstraps, determinism, API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import bandit_env_cfg, build_model, point_nav_env_cfg
+from stable_baselines3.common.callbacks import BaseCallback
+
+import memrl
+from memrl.config import PPOConfig
+from memrl.memory import index_state, map_state
+
+# Trials of 7 steps in rollouts of 20 split into chunks of 5: resets fall mid-chunk (t = 7, 14),
+# and later rollouts start mid-trial (21 = 3 * 7, so rollout 2 begins one step into a trial).
+CHUNKED = PPOConfig(n_steps=20, bptt_chunk=5, num_minibatches=2, n_epochs=2)
+
+
+@pytest.mark.parametrize("core", ["gru", "lstm"])
+@pytest.mark.parametrize("shared_critic", [True, False])
+def test_first_minibatch_ratio_is_one_with_bptt_chunks(core: str, shared_critic: bool) -> None:
+    """Before any gradient step of an update, the replayed memory gives ratio 1 and approx_kl 0."""
+    model = build_model(
+        bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, core=core, shared_critic=shared_critic
+    )
+    model.learn(3 * 20 * 3)  # 3 updates; the diagnostics are those of the last one (policy already trained)
+    assert model._n_updates == 3
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    assert model.diagnostics["first_minibatch_approx_kl"] < 1e-7
+
+
+@pytest.mark.parametrize("core", ["gru", "lstm"])
+def test_first_minibatch_ratio_is_one_point_nav_per_episode_advantages(core: str) -> None:
+    """Same invariant on PointNav (Box actions, truncated inner episodes) with advantage_boundary=episode."""
+    ppo = PPOConfig(n_steps=12, bptt_chunk=6, num_minibatches=2, n_epochs=2, advantage_boundary="episode")
+    model = build_model(point_nav_env_cfg(kwargs={"horizon": 5}), ppo, core=core, shared_critic=False)
+    model.learn(3 * 12 * 3)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    assert model.diagnostics["first_minibatch_approx_kl"] < 1e-7
+
+
+class RecordInfos(BaseCallback):
+    """Keeps the infos of every step, so a test can see the final observations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.infos: list[list[dict]] = []
+
+    def _on_step(self) -> bool:
+        self.infos.append(self.locals["infos"])
+        return True
+
+
+def collect(model: memrl.MetaPPO, recorder: BaseCallback | None = None) -> dict[str, Any]:
+    """One rollout of a fresh model, the way learn() starts one."""
+    _, callback = model._setup_learn(10**6, recorder, True, "test", False)
+    model._rollout_state = model.policy.initial_state(model.env.num_envs, model.device)
+    callback.on_training_start(locals(), globals())
+    rollout = model.collect_rollout(callback)
+    assert rollout is not None
+    return rollout
+
+
+def replay_states(model: memrl.MetaPPO, rollout: dict[str, Any]) -> list[Any]:
+    """The policy state after each rollout step, recomputed step by step from the stored initial state."""
+    state, states = rollout["chunk_states"][0], []
+    with torch.no_grad():
+        for t in range(rollout["observations"].shape[0]):
+            out = model.policy(rollout["observations"][t : t + 1], state, rollout["starts"][t : t + 1])
+            state = out.state
+            states.append(state)
+    return states
+
+
+def test_replay_with_wrong_stored_state_breaks_the_invariant() -> None:
+    """The ratio diagnostic is sensitive: replaying chunk 2 from a zero state gives ratio != 1."""
+    model = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, core="gru")
+    model.learn(20 * 3)  # one update so that the policy depends on its memory
+    rollout = collect(model)
+    model.train_on_rollout(rollout)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    rollout = collect(model)
+    rollout["chunk_states"][1] = map_state(torch.zeros_like, rollout["chunk_states"][1])
+    model.train_on_rollout(rollout)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] > 1e-4
+
+
+def test_rollout_starts_cuts_and_truncation_bootstrap() -> None:
+    """Trial mode: starts at trial starts, cuts only at trial ends, and a truncated trial (max_trial_steps)
+    bootstraps from V(final obs) read from the memory before the reset."""
+    env_cfg = bandit_env_cfg(episodes_per_trial=10, max_trial_steps=4, num_envs=2)
+    model = build_model(env_cfg, PPOConfig(n_steps=10, num_minibatches=1, normalize_value=False))
+    recorder = RecordInfos()
+    rollout = collect(model, recorder)
+    expected_starts = torch.zeros(10, 2, dtype=torch.bool)
+    expected_starts[[0, 4, 8]] = True  # trials of 4 steps (truncated by max_trial_steps)
+    assert torch.equal(rollout["starts"], expected_starts)
+    expected_cuts = torch.zeros(10, 2, dtype=torch.bool)
+    expected_cuts[[3, 7]] = True
+    assert torch.equal(rollout["cuts"], expected_cuts)
+    states = replay_states(model, rollout)
+    for t in (3, 7):
+        for b in range(2):
+            final_obs = torch.as_tensor(recorder.infos[t][b]["terminal_observation"]).unsqueeze(0)
+            with torch.no_grad():
+                expected = model.policy.values(final_obs, index_state(states[t], [b]))[0]
+            assert rollout["bootstrap"][t, b].item() == pytest.approx(expected.item(), abs=1e-6)
+            assert expected.abs().item() > 1e-4  # a nonzero bootstrap, so the check is not vacuous
+    assert torch.count_nonzero(rollout["bootstrap"][~expected_cuts]) == 0
+    # last_values: the value of the observation after the rollout, from the carried state
+    with torch.no_grad():
+        obs = torch.as_tensor(model._last_obs, dtype=torch.float32).unsqueeze(0)
+        starts = torch.as_tensor(model._last_episode_starts, dtype=torch.bool).unsqueeze(0)
+        last = model.policy(obs, states[-1], starts).values[0]
+    torch.testing.assert_close(rollout["last_values"], last)
+
+
+def test_episode_boundary_cuts_at_inner_episodes_and_bootstraps_truncations() -> None:
+    """Episode mode on PointNav: cuts at every inner episode end; every inner episode cut by its time
+    limit bootstraps from V(its final obs), the last one of the trial included."""
+    env_cfg = point_nav_env_cfg(kwargs={"horizon": 4}, episodes_per_trial=3, num_envs=2)
+    model = build_model(env_cfg, PPOConfig(n_steps=12, num_minibatches=1, advantage_boundary="episode"))
+    recorder = RecordInfos()
+    rollout = collect(model, recorder)
+    expected_cuts = torch.zeros(12, 2, dtype=torch.bool)
+    expected_cuts[[3, 7, 11]] = True
+    assert torch.equal(rollout["cuts"], expected_cuts)
+    states = replay_states(model, rollout)
+    for t in (3, 7, 11):
+        for b in range(2):
+            # inside the trial the wrapper reports the final obs; at the trial end SB3's VecEnv does
+            key = "terminal_observation" if t == 11 else "inner_final_observation"
+            final_obs = torch.as_tensor(recorder.infos[t][b][key]).unsqueeze(0)
+            with torch.no_grad():
+                expected = model.policy.values(final_obs, index_state(states[t], [b]))[0]
+            assert rollout["bootstrap"][t, b].item() == pytest.approx(expected.item(), abs=1e-6)
+            assert expected.abs().item() > 1e-4  # a nonzero bootstrap, so the check is not vacuous
+    # In trial mode the same env is cut only at the trial end.
+    model = build_model(env_cfg, PPOConfig(n_steps=12, num_minibatches=1))
+    rollout = collect(model)
+    assert rollout["cuts"].nonzero()[:, 0].unique().tolist() == [11]
+
+
+def test_same_seed_gives_identical_parameters() -> None:
+    """Two runs with the same seed end with bit-identical parameters; another seed differs."""
+    env_cfg = bandit_env_cfg(episodes_per_trial=7, num_envs=3)
+
+    def trained(seed: int) -> dict[str, torch.Tensor]:
+        model = build_model(env_cfg, CHUNKED, seed=seed, core="lstm")
+        model.learn(2 * 20 * 3)
+        return model.policy.state_dict()
+
+    first, second, other = trained(0), trained(0), trained(1)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_learn_counts_steps_and_reports_losses() -> None:
+    """learn() stops at the first rollout boundary past total_timesteps and logs finite losses."""
+    model = build_model(bandit_env_cfg(), PPOConfig(n_steps=10, num_minibatches=2, n_epochs=1))
+    model.learn(50)  # rollouts of 10 x 4 = 40 steps: two rollouts
+    assert model.num_timesteps == 80 and model._n_updates == 2
+    rollout = collect(model)
+    stats = model.train_on_rollout(rollout)
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "learning_rate"):
+        assert np.isfinite(stats[key]), key
+    assert stats["epochs"] == 1.0
+    # the entropy of a nearly uniform policy over 3 arms is close to ln 3
+    assert stats["entropy"] == pytest.approx(np.log(3), abs=0.05)
+
+
+def test_linear_lr_schedule_decays() -> None:
+    """lr_schedule=linear scales the learning rate by the remaining progress."""
+    model = build_model(bandit_env_cfg(), PPOConfig(n_steps=10, num_minibatches=2, n_epochs=1, lr_schedule="linear"))
+    model.learn(80)  # 2 updates of 40 steps: remaining progress 1 - 40/80 = 0.5, then 0
+    assert model.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_meta_ppo_rejects_unknown_kwargs_listing_valid_ones() -> None:
+    """An unknown keyword is a TypeError listing the PPO settings; known ones override the config."""
+    with pytest.raises(TypeError, match=r"unknown argument\(s\) \['n_stepz'\].*n_steps"):
+        memrl.MetaPPO("RL2Policy", None, n_stepz=10, _init_setup_model=False)
+    model = memrl.MetaPPO("RL2Policy", None, config=PPOConfig(n_steps=50), gamma=0.5, _init_setup_model=False)
+    assert model.config.gamma == 0.5 and model.config.n_steps == 50
+
+
+@pytest.mark.parametrize("env_cfg", [bandit_env_cfg(), point_nav_env_cfg()], ids=["discrete", "box"])
+def test_predict_shapes_and_action_space(env_cfg) -> None:
+    """predict returns one valid action per env (or a single one for an unbatched obs) and a state."""
+    model = build_model(env_cfg)
+    obs = model.env.reset()
+    actions, state = model.predict(obs, episode_start=np.ones(len(obs), dtype=bool))
+    assert len(actions) == env_cfg.num_envs
+    assert all(model.action_space.contains(np.asarray(a, dtype=model.action_space.dtype)) for a in actions)
+    assert state.actor.h.shape[0] == env_cfg.num_envs
+    action, single_state = model.predict(obs[0])
+    assert model.action_space.contains(np.asarray(action, dtype=model.action_space.dtype))
+    assert single_state.actor.h.shape[0] == 1
+    with pytest.raises(ValueError, match="does not match"):
+        model.predict(obs[:, :-1])
+
+
+def test_box_actions_are_clipped_to_the_space() -> None:
+    """Gaussian samples far outside [-1, 1] are clipped before reaching the env and in predict."""
+    model = build_model(point_nav_env_cfg(), log_std_init=3.0)
+    obs = model.env.reset()
+    actions, _ = model.predict(obs)
+    assert np.all(np.abs(actions) <= 1.0)
+    assert np.any(np.abs(actions) == 1.0)  # std e^3 ~ 20: almost every sample is clipped
