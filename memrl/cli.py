@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from memrl.checkpoint import CheckpointError
-from memrl.config import Config, ConfigError, apply_overrides, config_from_dict, load_config
+from memrl.config import ConfigError, apply_overrides, config_from_dict, load_config
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -33,7 +33,7 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise ConfigError("memrl train needs a CONFIG file (e.g. configs/rl2_bandit.yaml) or --resume RUN_DIR")
-    cfg: Config = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     train(cfg, run_dir, log_stdout=args.verbose)
     return 0

@@ -94,7 +94,12 @@ def evaluate(
     starts = np.ones(n, dtype=bool)
     state = None
     while np.any(finished < quota):
-        actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=deterministic)
+        actions, state = model.predict(
+            obs,  # type: ignore[arg-type]  # a flat Box: always an ndarray
+            state=state,
+            episode_start=starts,
+            deterministic=deterministic,
+        )
         obs, _, dones, infos = env.step(actions)
         for i in np.flatnonzero(dones):
             if finished[i] < quota[i]:
@@ -114,6 +119,7 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str = "") -> tu
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,6 +134,7 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str = "") -> tu
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(episodes, means, marker="o" if means.size <= 30 else None, label="mean episode return")
     ax.fill_between(episodes, means - errors, means + errors, alpha=0.25, label="95% CI")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("episode index within the trial")
     ax.set_ylabel("return")
     ax.set_title(title or f"{result.split} split: trial return {result.mean_return:.2f} ± {1.96 * result.stderr:.2f}")

@@ -26,10 +26,10 @@ def test_rl2_learns_bandit_k5_n10_beyond_memoryless() -> None:
     torch.set_num_threads(1)
     cfg = Config(
         env=EnvConfig(
-            id="memrl/Bandit-v0", kwargs={"n_arms": 5}, episodes_per_trial=10, num_envs=128, trial_progress=True
+            id="memrl/Bandit-v0", kwargs={"n_arms": 5}, episodes_per_trial=10, num_envs=256, trial_progress=True
         ),
         tasks=TaskConfig(num_test_tasks=1000),
-        policy=PolicyConfig(core="gru", hidden_size=64, embed_sizes=[64]),
+        policy=PolicyConfig(core="gru", hidden_size=128, embed_sizes=[128]),
         ppo=PPOConfig(learning_rate=1e-3, lr_schedule="linear", n_steps=10, gamma=1.0, gae_lambda=0.95),
     )
     sampler = make_sampler(cfg.env, cfg.tasks, seed=0)
@@ -37,7 +37,7 @@ def test_rl2_learns_bandit_k5_n10_beyond_memoryless() -> None:
     model = memrl.MetaPPO(
         "RL2Policy", env, config=cfg.ppo, policy_kwargs=dataclasses.asdict(cfg.policy), seed=0, device="cpu"
     )
-    model.learn(400_000)
+    model.learn(500_000)
     result = evaluate(model, cfg, sampler, split="test", trials=1000, num_envs=100)
     assert result.mean_return > 6.2, result.mean_return
     # The adaptation curve rises: the last pull pays more than the first (both ~0.5 without memory).

@@ -18,6 +18,7 @@ and the ``learn``/``predict``/``save``/``load`` API work; the hot path is memrl'
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -97,7 +98,7 @@ class MetaPPO(BaseAlgorithm):
     keyword arguments other than those of the constructor are fields of :class:`PPOConfig`.
     """
 
-    policy_aliases: ClassVar[dict[str, type]] = {"RL2Policy": RL2Policy}  # type: ignore[assignment]
+    policy_aliases: ClassVar[dict[str, type]] = {"RL2Policy": RL2Policy}
     policy: RL2Policy  # type: ignore[assignment]
 
     def __init__(
@@ -164,6 +165,16 @@ class MetaPPO(BaseAlgorithm):
             self._action_low = torch.as_tensor(self.action_space.low, device=self.device)
             self._action_high = torch.as_tensor(self.action_space.high, device=self.device)
         self._trial_stats = TrialStats()
+        self._configure_env()
+
+    def _configure_env(self) -> None:
+        """Trial envs build each inner episode's final observation only for per-episode advantages."""
+        if self.env is None:
+            return
+        with contextlib.suppress(AttributeError):  # not memrl trial envs: nothing to configure
+            self.env.env_method(
+                "set_wrapper_attr", "record_inner_final_observation", self.config.advantage_boundary == "episode"
+            )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "optimizer"], []
@@ -204,7 +215,23 @@ class MetaPPO(BaseAlgorithm):
         return self
 
     def collect_rollout(self, callback: BaseCallback) -> dict[str, Any] | None:
-        """Step the vector env ``n_steps`` times with the current policy; None if a callback stopped."""
+        """Step the vector env ``n_steps`` times with the current policy; None if a callback stopped.
+
+        Runs with one intra-op CPU thread: single-step inference on a few hundred envs is far below
+        the size where threads pay, and on a busy machine waiting for a descheduled worker thread
+        made each step several times slower. The update, with its large sequence batches, keeps
+        torch's thread setting.
+        """
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and threads > 1:
+            torch.set_num_threads(1)
+        try:
+            return self._collect_rollout(callback)
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
+    def _collect_rollout(self, callback: BaseCallback) -> dict[str, Any] | None:
         cfg, env, policy, device = self.config, self.env, self.policy, self.device
         assert env is not None and self._last_obs is not None and self._rollout_state is not None
         T, B = cfg.n_steps, env.num_envs
@@ -251,7 +278,7 @@ class MetaPPO(BaseAlgorithm):
                 self._on_trial_ends(t, dones, infos, state, cuts, bootstrap, per_episode)
             if per_episode:
                 self._on_inner_episode_ends(t, infos, state, cuts, bootstrap)
-            self._last_obs, self._last_episode_starts = new_obs, dones
+            self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
         self._rollout_state = state
         with torch.no_grad():
             obs = torch.as_tensor(self._last_obs, dtype=torch.float32, device=device)
@@ -286,7 +313,7 @@ class MetaPPO(BaseAlgorithm):
         """Record finished trials; a trial cut by a time limit bootstraps from V(final obs)."""
         truncated_rows, final_obs = [], []
         for i in np.flatnonzero(dones):
-            info = infos[i]
+            info = infos[int(i)]
             self._trial_stats.add(info)
             cuts[t, i] = True
             # A trial cut by its step budget bootstraps; so does, in per-episode mode, a last inner
@@ -564,5 +591,6 @@ class MetaPPO(BaseAlgorithm):
                 f"({self.observation_space}, {self.action_space}); use the env config the model was trained with"
             )
         self.n_envs = env.num_envs if isinstance(env, VecEnv) else 1  # memory state is rebuilt for any width
-        super().set_env(env, force_reset=force_reset)  # type: ignore[arg-type]
+        super().set_env(env, force_reset=force_reset)
         self._rollout_state = None
+        self._configure_env()

@@ -36,9 +36,9 @@ class _RNNCore(MemoryCore):
     def _zeros(self, batch: int, device: torch.device | str) -> torch.Tensor:
         return torch.zeros(batch, self.num_layers, self.hidden_size, device=device)
 
-    def _cell_weights(self) -> tuple[torch.Tensor, ...]:
+    def _cell_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         rnn = self.rnn
-        return rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+        return rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0  # type: ignore[return-value]
 
     @staticmethod
     def _orthogonal_init(rnn: nn.Module) -> None:

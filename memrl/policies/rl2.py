@@ -38,6 +38,10 @@ class PolicyOutput(NamedTuple):
 class RunningNorm(nn.Module):
     """Running mean and variance of value targets (Welford/Chan merge), kept as buffers."""
 
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, epsilon: float = 1e-4) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(()))

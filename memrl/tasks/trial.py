@@ -22,8 +22,10 @@ ended*, so the agent learns whether it succeeded (garage zeroes it and loses tha
 ``info`` keeps inner ``terminated`` and ``truncated`` apart (``inner_terminated``,
 ``inner_truncated``); when an inner episode ends inside a trial it also holds
 ``inner_final_observation`` (the augmented last observation before the inner reset), which the
-per-episode advantage mode needs for bootstrapping. At trial end ``info["episode_returns"]`` lists
-the return of each inner episode: the adaptation curve.
+per-episode advantage mode needs for bootstrapping (``record_inner_final_observation=False``
+skips building it; :class:`~memrl.algos.MetaPPO` turns it off when advantages span the trial).
+At trial end ``info["episode_returns"]`` lists the return of each inner episode: the adaptation
+curve.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         task_stream: TaskStream | None = None,
         max_trial_steps: int | None = None,
         trial_progress: bool = False,
+        record_inner_final_observation: bool = True,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
             self,
@@ -64,6 +67,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             task_stream=task_stream,
             max_trial_steps=max_trial_steps,
             trial_progress=trial_progress,
+            record_inner_final_observation=record_inner_final_observation,
         )
         gym.Wrapper.__init__(self, env)
         if episodes_per_trial < 1:
@@ -75,6 +79,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.task_stream = task_stream
         self.max_trial_steps = max_trial_steps
         self.trial_progress = trial_progress
+        self.record_inner_final_observation = record_inner_final_observation
 
         inner_obs, act = env.observation_space, env.action_space
         if not isinstance(act, (spaces.Discrete, spaces.Box)):
@@ -95,7 +100,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             size += 1
         self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float32)
         self.action_space = act
-        self._buffer = np.zeros(size, dtype=np.float32)
+        self._size, self._obs_end, self._reward_index = size, obs_dim, obs_dim + act_dim
         self._episode_index = 0
         self._episode_return = 0.0
         self._episode_returns: list[float] = []
@@ -104,25 +109,23 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     # -- observation building ------------------------------------------------------------
     def _augment(self, inner_obs: Any, prev_action: Any, prev_reward: float, episode_start: bool) -> np.ndarray:
-        buf = self._buffer
-        buf.fill(0.0)
-        layout = self.layout
+        buf = np.zeros(self._size, dtype=np.float32)
         if self._discrete_obs:
-            buf[layout["obs"].start + int(inner_obs)] = 1.0
+            buf[int(inner_obs)] = 1.0
         elif self._box_obs:
-            buf[layout["obs"]] = np.asarray(inner_obs, dtype=np.float32).reshape(-1)
+            buf[: self._obs_end] = np.ravel(inner_obs)
         else:
-            buf[layout["obs"]] = spaces.flatten(self.env.observation_space, inner_obs)
+            buf[: self._obs_end] = np.asarray(spaces.flatten(self.env.observation_space, inner_obs))
         if prev_action is not None:
             if self._discrete_act:
-                buf[layout["prev_action"].start + int(prev_action)] = 1.0
+                buf[self._obs_end + int(prev_action)] = 1.0
             else:
-                buf[layout["prev_action"]] = np.asarray(prev_action, dtype=np.float32).reshape(-1)
-        buf[layout["prev_reward"].start] = prev_reward
-        buf[layout["episode_start"].start] = 1.0 if episode_start else 0.0
+                buf[self._obs_end : self._reward_index] = np.ravel(prev_action)
+        buf[self._reward_index] = prev_reward
+        buf[self._reward_index + 1] = 1.0 if episode_start else 0.0
         if self.trial_progress:
-            buf[layout["trial_progress"].start] = self._episode_index / self.episodes_per_trial
-        return buf.copy()
+            buf[self._reward_index + 2] = self._episode_index / self.episodes_per_trial
+        return buf
 
     # -- gymnasium API -------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -156,14 +159,12 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._episode_return = 0.0
         info["episode_index"] = self._episode_index
         self._episode_index += 1
-        final_obs = self._augment(obs, action, reward, False)
-        if self._episode_index >= self.episodes_per_trial:
+        trial_over = self._episode_index >= self.episodes_per_trial
+        if trial_over or trial_truncated:
             info["episode_returns"] = list(self._episode_returns)
-            return final_obs, reward, True, False, info
-        if trial_truncated:
-            info["episode_returns"] = list(self._episode_returns)
-            return final_obs, reward, False, True, info
-        info["inner_final_observation"] = final_obs
+            return self._augment(obs, action, reward, False), reward, trial_over, not trial_over, info
+        if self.record_inner_final_observation:  # only per-episode advantages need it
+            info["inner_final_observation"] = self._augment(obs, action, reward, False)
         next_obs, _ = self.env.reset()
         return self._augment(next_obs, action, reward, True), reward, False, False, info
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import OrderEnforcing
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
@@ -49,13 +50,15 @@ def make_task_env(env_cfg: EnvConfig) -> gym.Env:
             f"env.kwargs {env_cfg.kwargs!r} do not fit {env_id} ({err}); it accepts: {accepted}"
         ) from None
     check_task_env(env)
+    if isinstance(env, OrderEnforcing):  # the trial wrapper already resets before stepping
+        env = env.env
     return env
 
 
 def _accepted_kwargs(entry_point: Callable | str | None) -> str:
     try:
         target = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
-        params = [p for p in inspect.signature(target).parameters if p not in ("self", "render_mode")]
+        params = [p for p in inspect.signature(target).parameters if p not in ("self", "render_mode")]  # type: ignore[arg-type]
         return ", ".join(params) or "no keyword arguments"
     except Exception:  # the signature is only for the message
         return "(unknown)"
@@ -126,7 +129,7 @@ def make_vec_env(
 ) -> VecEnv:
     """A vector of ``num_envs`` trial envs, slot ``i`` drawing its tasks from stream ``i`` of ``split``."""
     n = num_envs or env_cfg.num_envs
-    factories = [_EnvFactory(env_cfg, sampler.stream(split, i, n)) for i in range(n)]
+    factories: list[Callable[[], gym.Env]] = [_EnvFactory(env_cfg, sampler.stream(split, i, n)) for i in range(n)]
     vec: VecEnv = SubprocVecEnv(factories) if env_cfg.vectorization == "subproc" else TrialVecEnv(factories)
     vec.seed(seed)
     return vec
