@@ -11,7 +11,7 @@ from conftest import bandit_env_cfg
 from gymnasium import spaces
 from memrl.envs import BanditEnv, PointNavEnv, TabularMDPEnv
 
-from memrl.config import TaskConfig
+from memrl.config import ConfigError, TaskConfig
 from memrl.tasks import TaskSampler, TrialWrapper, task_key
 from memrl.tasks.vec import make_sampler, make_vec_env
 
@@ -65,11 +65,11 @@ def test_pool_schedule_also_avoids_test_tasks() -> None:
 
 
 def test_too_small_distribution_is_a_clear_error() -> None:
-    """If every task is a test task, drawing a train task fails with a message saying what to lower."""
-    sampler = TaskSampler(FiniteTasks(1), seed=0, num_test_tasks=1)
-    with pytest.raises(RuntimeError, match="too small.*num_test_tasks"):
-        sampler.stream("train", 0, 1).next()
-    with pytest.raises(RuntimeError, match="num_test_tasks"):
+    """If every task is a test task, building the sampler fails at once with a ConfigError saying what
+    to lower (before any env or run directory exists)."""
+    with pytest.raises(ConfigError, match="too small.*num_test_tasks"):
+        TaskSampler(FiniteTasks(1), seed=0, num_test_tasks=1)
+    with pytest.raises(ConfigError, match="num_test_tasks"):
         TaskSampler(FiniteTasks(1), seed=0, schedule="pool", pool_size=3, num_test_tasks=1)
 
 
@@ -374,3 +374,21 @@ def test_vec_env_autoreset_is_same_step() -> None:
         assert infos[i]["episode"]["l"] == 2 and len(infos[i]["episode_returns"]) == 2
     # slot i of 2 now plays test task i + 2
     assert [env.env_method("get_task", indices=[i])[0] for i in range(2)] == sampler.test_tasks[2:4]
+
+
+def test_inner_final_observation_is_built_only_when_asked() -> None:
+    """record_inner_final_observation=False leaves it out of info (the trial-level trainer never reads it);
+    MetaPPO turns it on only for per-episode advantages."""
+    from memrl import MetaPPO
+    from memrl.config import EnvConfig, TaskConfig
+    from memrl.tasks.vec import make_sampler, make_vec_env
+
+    cfg = EnvConfig(id="memrl/Bandit-v0", kwargs={"n_arms": 3}, episodes_per_trial=4, num_envs=2)
+    sampler = make_sampler(cfg, TaskConfig(num_test_tasks=5), seed=0)
+    for boundary, expected in (("trial", False), ("episode", True)):
+        env = make_vec_env(cfg, sampler, seed=0)
+        MetaPPO("RL2Policy", env, n_steps=4, num_minibatches=1, advantage_boundary=boundary)
+        assert env.get_attr("record_inner_final_observation") == [expected, expected]
+        env.reset()
+        _, _, _, infos = env.step(np.zeros(2, dtype=np.int64))  # a one-pull episode ends inside the trial
+        assert ("inner_final_observation" in infos[0]) is expected

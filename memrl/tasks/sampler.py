@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from memrl.config import ConfigError
 from memrl.tasks.protocol import Task, TaskDistribution, task_key, to_json_task
 
 Split = Literal["train", "test"]
@@ -77,6 +78,8 @@ class TaskSampler:
         ]
         self._test_keys = {task_key(t) for t in self.test_tasks}
         self.train_pool: list[Task] = []
+        # Fail now, before anything is written, if no training task lies outside the test split.
+        self.draw_train_task(np.random.default_rng([self.seed, _TRAIN_SALT, 0xC4EC]))
         if self.schedule == "pool":
             pool_rng = np.random.default_rng([self.seed, _TRAIN_SALT, 0xB00])
             self.train_pool = [self.draw_train_task(pool_rng) for _ in range(self.pool_size)]
@@ -90,9 +93,10 @@ class TaskSampler:
             task = self.distribution.sample_tasks(1, rng)[0]
             if task_key(task) not in self._test_keys:
                 return task
-        raise RuntimeError(
-            f"could not draw a training task outside the {len(self._test_keys)} test tasks in {_MAX_REDRAWS} "
-            "tries: the task distribution is too small for this many test tasks; lower tasks.num_test_tasks"
+        raise ConfigError(
+            f"could not draw a training task outside the {len(self._test_keys)} distinct test tasks in "
+            f"{_MAX_REDRAWS} tries: the task distribution is too small for tasks.num_test_tasks="
+            f"{self.num_test_tasks}; lower it so that some tasks are left for training"
         )
 
     def stream(self, split: Split, slot: int, num_slots: int) -> TaskStream:
