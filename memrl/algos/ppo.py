@@ -71,9 +71,7 @@ class TrialStats:
     """Accumulates finished-trial returns, overall and per inner-episode index, between logs."""
 
     def __init__(self) -> None:
-        self.returns: list[float] = []
-        self.lengths: list[int] = []
-        self.per_episode: dict[int, list[float]] = {}
+        self.clear()
 
     def add(self, info: dict[str, Any]) -> None:
         episode = info.get("episode")
@@ -84,7 +82,9 @@ class TrialStats:
             self.per_episode.setdefault(index, []).append(float(ret))
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.per_episode: dict[int, list[float]] = {}
 
 
 class MetaPPO(BaseAlgorithm):
@@ -271,15 +271,16 @@ class MetaPPO(BaseAlgorithm):
             new_obs, reward, dones, infos = env.step(env_action)
             self.num_timesteps += B
             rewards[t] = reward
-            callback.update_locals(locals())
-            if not callback.on_step():
-                return None
             if dones.any():
                 self._on_trial_ends(t, dones, infos, state, cuts, bootstrap, per_episode)
             if per_episode:
                 self._on_inner_episode_ends(t, infos, state, cuts, bootstrap)
+            # Keep env, observation and memory in step, also when a callback stops training here.
             self._last_obs, self._last_episode_starts = new_obs, dones  # type: ignore[assignment]
-        self._rollout_state = state
+            self._rollout_state = state
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return None
         with torch.no_grad():
             obs = torch.as_tensor(self._last_obs, dtype=torch.float32, device=device)
             start = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=device)

@@ -8,23 +8,24 @@ step (with argument validation) costs more than the network on small batches.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from gymnasium import spaces
 from torch import nn
 
 
-class ActionHead(nn.Module):
+class ActionHead(nn.Module, ABC):
     """Maps features ``(..., H)`` to distribution parameters ``(..., P)``."""
 
-    def sample(self, params: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        raise NotImplementedError  # abstract
+    @abstractmethod
+    def sample(self, params: torch.Tensor, deterministic: bool = False) -> torch.Tensor: ...
 
-    def log_prob(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # abstract
+    @abstractmethod
+    def log_prob(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor: ...
 
-    def entropy(self, params: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # abstract
+    @abstractmethod
+    def entropy(self, params: torch.Tensor) -> torch.Tensor: ...
 
 
 class CategoricalHead(ActionHead):
