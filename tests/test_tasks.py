@@ -392,3 +392,42 @@ def test_inner_final_observation_is_built_only_when_asked() -> None:
         env.reset()
         _, _, _, infos = env.step(np.zeros(2, dtype=np.int64))  # a one-pull episode ends inside the trial
         assert ("inner_final_observation" in infos[0]) is expected
+
+
+class _DictObsTaskEnv(gym.Env):
+    """A task env with a Dict observation space: {"pos": Box(2), "cell": Discrete(3)}."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,)), "cell": spaces.Discrete(3)})
+        self.action_space = spaces.Discrete(2)
+        self._task = {"goal": 0}
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[dict]:
+        return [{"goal": int(g)} for g in rng.integers(2, size=n)]
+
+    def set_task(self, task: dict) -> None:
+        self._task = dict(task)
+
+    def get_task(self) -> dict:
+        return dict(self._task)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        return {"pos": np.array([0.5, -0.5], dtype=np.float32), "cell": 2}, {}
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        obs = {"pos": np.array([0.25, 0.75], dtype=np.float32), "cell": 1}
+        return obs, float(int(action) == self._task["goal"]), True, False, {}
+
+
+def test_dict_observations_are_flattened_in_space_order() -> None:
+    """A Dict inner observation is flattened with gymnasium's flatten (keys sorted: cell one-hot, then pos)."""
+    env = TrialWrapper(_DictObsTaskEnv(), episodes_per_trial=2)
+    obs, _ = env.reset(seed=0, options={"task": {"goal": 1}})
+    assert env.observation_space.shape == (3 + 2 + 2 + 2,)  # cell one-hot, pos, prev action, reward + start
+    np.testing.assert_array_equal(obs[env.layout["obs"]], [0, 0, 1, 0.5, -0.5])
+    obs, reward, terminated, _, _ = env.step(1)
+    assert reward == 1.0 and not terminated
+    np.testing.assert_array_equal(obs[env.layout["obs"]], [0, 0, 1, 0.5, -0.5])  # the next episode's reset obs
+    np.testing.assert_array_equal(obs[env.layout["prev_action"]], [0, 1])
+    assert obs[env.layout["prev_reward"]][0] == 1.0 and obs[env.layout["episode_start"]][0] == 1.0
