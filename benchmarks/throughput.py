@@ -25,14 +25,15 @@ Protocol: every measurement builds its model first, runs one untimed warm-up upd
 ``learn`` over a fixed number of further updates. Trainers alternate within each round (memrl,
 RecurrentPPO, ceiling), over several rounds, and each one's *best* round is reported (interference
 from other processes only ever slows a run down); the mean of the rounds is written to the JSON too.
-All share one torch thread setting, one intra-op thread unless ``--threads`` says otherwise: at this
-network size a second thread buys little on an idle machine, and on a machine whose cores other
-processes keep busy, torch's intra-op threads wait on descheduled siblings and every trainer (and
-the ceiling) runs up to hundreds of times slower. One thread also reproduces the reference speeds of
-RecurrentPPO quoted in DESIGN.md.
+All share one torch thread setting: torch's default (one intra-op thread per core) unless
+``--threads`` says otherwise; that is the setting of the compute ceilings quoted in DESIGN.md
+(about 40,000 steps/s at 256 envs on 2 cores). MetaPPO itself steps its rollout on one thread. Run it
+on an idle machine: where other processes keep the cores busy, torch's intra-op threads wait on
+descheduled siblings and every trainer (and the ceiling) runs many times slower; there use
+``--threads 1`` (the script warns when the load average says so).
 
-    python benchmarks/throughput.py                  # about 2 minutes on 2 CPU cores
-    python benchmarks/throughput.py --threads 2      # torch's default on this machine
+    python benchmarks/throughput.py                  # about 1.5 minutes on 2 idle CPU cores
+    python benchmarks/throughput.py --threads 1      # on a busy machine
     python benchmarks/throughput.py --quick --json throughput.json
 
 The last line printed is ``ratio_16: X ratio_256: Y ceiling_fraction: Z``: memrl over RecurrentPPO at
@@ -231,10 +232,13 @@ def warn_if_oversubscribed() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer updates and rounds (a rough number, ~1 minute)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for every trainer (default 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads for every trainer (default: torch's own)"
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write every number here")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     plan = QUICK_PLAN if args.quick else PLAN
     warn_if_oversubscribed()
 
