@@ -137,7 +137,11 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str = "") -> tu
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("episode index within the trial")
     ax.set_ylabel("return")
-    ax.set_title(title or f"{result.split} split: trial return {result.mean_return:.2f} ± {1.96 * result.stderr:.2f}")
+    ax.set_title(
+        title
+        or f"{result.split} split, {result.trials} trials: trial return {result.mean_return:.2f} "
+        f"(95% CI ± {1.96 * result.stderr:.2f})"
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
