@@ -160,10 +160,6 @@ class MetaPPO(BaseAlgorithm):
                 params, lr=cfg.learning_rate, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
             )
         self._discrete = isinstance(self.action_space, spaces.Discrete)
-        if not self._discrete:
-            assert isinstance(self.action_space, spaces.Box)
-            self._action_low = torch.as_tensor(self.action_space.low, device=self.device)
-            self._action_high = torch.as_tensor(self.action_space.high, device=self.device)
         self._trial_stats = TrialStats()
         self._configure_env()
 
@@ -265,10 +261,7 @@ class MetaPPO(BaseAlgorithm):
                 log_probs[t] = policy.action_head.log_prob(params, action)
             state = out.state
             actions[t], values[t] = action, out.values[0]
-            env_action = action.cpu().numpy()
-            if not self._discrete:
-                env_action = np.clip(env_action, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
-            new_obs, reward, dones, infos = env.step(env_action)
+            new_obs, reward, dones, infos = env.step(self._to_env_action(action))
             self.num_timesteps += B
             rewards[t] = reward
             if dones.any():
@@ -300,6 +293,13 @@ class MetaPPO(BaseAlgorithm):
             "chunk_states": chunk_states,
             "steps": T * B,
         }
+
+    def _to_env_action(self, action: torch.Tensor) -> np.ndarray:
+        """Sampled actions as the env takes them; Gaussian samples are clipped to the Box (the raw sample is kept)."""
+        env_action = action.cpu().numpy()
+        if self._discrete:
+            return env_action
+        return np.clip(env_action, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
 
     def _on_trial_ends(
         self,
@@ -355,9 +355,8 @@ class MetaPPO(BaseAlgorithm):
         lr = cfg.learning_rate * (self._current_progress_remaining if cfg.lr_schedule == "linear" else 1.0)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        norm = policy.value_norm
-        values = norm.denormalize(rollout["values"]) if cfg.normalize_value else rollout["values"]
-        last_values = norm.denormalize(rollout["last_values"]) if cfg.normalize_value else rollout["last_values"]
+        norm = policy.value_norm  # identity statistics unless normalize_value updates them
+        values, last_values = norm.denormalize(rollout["values"]), norm.denormalize(rollout["last_values"])
         advantages, returns = compute_gae(
             rollout["rewards"],
             values,
@@ -369,9 +368,7 @@ class MetaPPO(BaseAlgorithm):
         )
         if cfg.normalize_value:
             norm.update(returns)
-            targets, old_values = norm.normalize(returns), norm.normalize(values)
-        else:
-            targets, old_values = returns, values
+        targets, old_values = norm.normalize(returns), norm.normalize(values)
 
         # Cut the (T, B) rollout into sequences of length L: (T, B, ...) -> (L, T/L * B, ...).
         T, B = rollout["rewards"].shape
@@ -522,9 +519,7 @@ class MetaPPO(BaseAlgorithm):
                 torch.as_tensor(starts, device=self.device).unsqueeze(0),
             )
             action = self.policy.action_head.sample(out.params[0], deterministic=deterministic)
-        actions = action.cpu().numpy()
-        if not self._discrete:
-            actions = np.clip(actions, self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
+        actions = self._to_env_action(action)
         return (actions[0] if single else actions), out.state
 
     # ------------------------------------------------------------------------------------
