@@ -58,13 +58,36 @@ class TaskConfig:
 
 
 @dataclass
+class MemoryConfig:
+    """External memory of the ``ntm`` and ``mann`` cores (ignored by ``gru`` and ``lstm``).
+
+    ``policy.hidden_size`` is the controller's width for these cores.
+    """
+
+    slots: int = 32
+    """Memory rows N per environment."""
+    width: int = 16
+    """Width M of each memory row."""
+    read_heads: int = 1
+    """Read heads R; their read vectors of step t-1 feed the controller at step t."""
+    shift_range: int = 1
+    """NTM circular shifts allowed in each direction (1: shifts -1, 0, +1)."""
+    controller: Literal["lstm", "feedforward"] = "lstm"
+    """Controller network."""
+    init: Literal["constant", "learned"] = "constant"
+    """Initial memory: a small constant, or a learned bias shared by all envs."""
+    usage_decay: float = 0.95
+    """MANN usage decay gamma (least-recently-used access)."""
+
+
+@dataclass
 class PolicyConfig:
     """The RL² actor-critic."""
 
-    core: Literal["gru", "lstm"] = "gru"
-    """Memory core."""
+    core: Literal["gru", "lstm", "ntm", "mann"] = "gru"
+    """Memory core: recurrent (``gru``, ``lstm``) or memory-augmented (``ntm``, ``mann``; see ``policy.memory``)."""
     hidden_size: int = 128
-    """Width of the memory core."""
+    """Width of the memory core (the controller's width for ``ntm`` and ``mann``)."""
     num_layers: int = 1
     """Stacked recurrent layers."""
     embed_sizes: list[int] = field(default_factory=list)
@@ -77,6 +100,8 @@ class PolicyConfig:
     """Activation of the embedding MLP."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian (Box) actions."""
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    """External memory of the ``ntm`` and ``mann`` cores."""
 
 
 @dataclass
@@ -223,6 +248,16 @@ def _check_ranges(cfg: Config) -> None:
     for key in _NON_NEGATIVE:
         if value(key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {value(key)!r}")
+    memory = cfg.policy.memory
+    for name in ("slots", "width", "read_heads"):
+        if getattr(memory, name) < 1:
+            raise ConfigError(f"policy.memory.{name} must be a positive integer, got {getattr(memory, name)!r}")
+    if not 0 <= memory.shift_range < memory.slots:
+        raise ConfigError(
+            f"policy.memory.shift_range must be in [0, policy.memory.slots), got {memory.shift_range!r}"
+        )
+    if not 0.0 <= memory.usage_decay <= 1.0:
+        raise ConfigError(f"policy.memory.usage_decay must be in [0, 1], got {memory.usage_decay!r}")
     if cfg.env.max_trial_steps is not None and cfg.env.max_trial_steps < 1:
         raise ConfigError(f"env.max_trial_steps must be a positive integer or null, got {cfg.env.max_trial_steps}")
     for key in ("policy.embed_sizes",):
@@ -400,6 +435,7 @@ __all__ = [
     "ConfigError",
     "EnvConfig",
     "EvalConfig",
+    "MemoryConfig",
     "PPOConfig",
     "PolicyConfig",
     "TaskConfig",

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from memrl.memory.base import MemoryCore, State, clone_state, index_state, map_state, reset_state
 from memrl.memory.rnn import GRUCore, GRUState, LSTMCore, LSTMState
 
 CORES: dict[str, type[MemoryCore]] = {"gru": GRUCore, "lstm": LSTMCore}
 
 
-def build_core(name: str, *, input_size: int, hidden_size: int, num_layers: int = 1) -> MemoryCore:
-    """Build a memory core by its config name."""
+def build_core(
+    name: str,
+    *,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    memory: dict[str, Any] | None = None,
+) -> MemoryCore:
+    """Build a memory core by its config name.
+
+    ``memory`` holds the external-memory options (``policy.memory``); they reach only cores that
+    declare ``external_memory = True`` (NTM, MANN) and are ignored by the recurrent ones.
+    """
     try:
         cls = CORES[name]
     except KeyError:
         raise ValueError(f"unknown memory core {name!r}; choose one of {', '.join(CORES)}") from None
-    return cls(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+    options = dict(memory or {}) if getattr(cls, "external_memory", False) else {}
+    return cls(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, **options)
 
 
 __all__ = [

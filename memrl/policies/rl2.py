@@ -12,7 +12,7 @@ the running statistics (a buffer, so it is saved with the weights) and converts 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from gymnasium import spaces
@@ -90,11 +90,14 @@ class _Tower(nn.Module):
         embed_sizes: list[int],
         layer_norm: bool,
         activation: str,
+        memory: dict[str, Any] | None,
     ) -> None:
         super().__init__()
         self.embed: nn.Module = _mlp([obs_dim, *embed_sizes], activation) if embed_sizes else nn.Identity()
         core_in = embed_sizes[-1] if embed_sizes else obs_dim
-        self.core: MemoryCore = build_core(core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers)
+        self.core: MemoryCore = build_core(
+            core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers, memory=memory
+        )
         self.norm: nn.Module = nn.LayerNorm(self.core.output_size) if layer_norm else nn.Identity()
 
     def forward(self, obs: torch.Tensor, state: State, starts: torch.Tensor) -> tuple[torch.Tensor, State]:
@@ -118,6 +121,7 @@ class RL2Policy(nn.Module):
         shared_critic: bool = True,
         activation: str = "tanh",
         log_std_init: float = 0.0,
+        memory: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -132,6 +136,7 @@ class RL2Policy(nn.Module):
             embed_sizes=list(embed_sizes),
             layer_norm=layer_norm,
             activation=activation,
+            memory=memory,
         )
         self.actor = _Tower(**tower_kwargs)  # type: ignore[arg-type]
         self.critic: _Tower | None = None if shared_critic else _Tower(**tower_kwargs)  # type: ignore[arg-type]
