@@ -253,9 +253,7 @@ def _check_ranges(cfg: Config) -> None:
         if getattr(memory, name) < 1:
             raise ConfigError(f"policy.memory.{name} must be a positive integer, got {getattr(memory, name)!r}")
     if not 0 <= memory.shift_range < memory.slots:
-        raise ConfigError(
-            f"policy.memory.shift_range must be in [0, policy.memory.slots), got {memory.shift_range!r}"
-        )
+        raise ConfigError(f"policy.memory.shift_range must be in [0, policy.memory.slots), got {memory.shift_range!r}")
     if not 0.0 <= memory.usage_decay <= 1.0:
         raise ConfigError(f"policy.memory.usage_decay must be in [0, 1], got {memory.usage_decay!r}")
     if cfg.env.max_trial_steps is not None and cfg.env.max_trial_steps < 1:
