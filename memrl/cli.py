@@ -40,7 +40,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from memrl.evaluation import evaluate, write_report
+    from stable_baselines3.common.logger import Image
+
+    from memrl.evaluation import MEMORY_VIEWS, evaluate, record_memory_views, upscale_view, write_report
     from memrl.logging import make_logger
     from memrl.tasks.vec import make_sampler
     from memrl.train import load_model, read_run_config
@@ -68,6 +70,13 @@ def _eval(args: argparse.Namespace) -> int:
     logger.record(f"eval/{split}_trial_return", result.mean_return)
     for index, value in enumerate(result.per_episode_mean):
         logger.record(f"eval/{split}_return_episode_{index:0{len(str(len(result.per_episode_mean) - 1))}d}", value)
+    # Memory views (NTM, MANN): slot x time heat maps of one trial; no-op for GRU/LSTM cores.
+    deterministic = args.deterministic or cfg.eval.deterministic
+    views = record_memory_views(model, cfg, sampler, split=split, deterministic=deterministic, seed=args.seed)
+    for name, view in views.items():
+        logger.record(
+            f"{MEMORY_VIEWS}/{name}", Image(upscale_view(view), "HW"), exclude=("stdout", "log", "json", "csv")
+        )
     logger.dump(step=model.num_timesteps)
     logger.close()
     print(

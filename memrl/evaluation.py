@@ -4,6 +4,10 @@
 plays tasks ``i, i + n, ...``), so two agents evaluated with the same ``tasks.test_seed`` face
 exactly the same tasks. It reports the mean trial return with its standard error and a 95%
 confidence interval, and the mean return of each inner-episode index (the adaptation curve).
+
+``record_memory_views`` plays one more trial (the first task of the split, one env) and returns the
+actor core's slot x time heat maps of that trial (read and write weightings, usage, gates), for cores
+with external memory; ``memrl eval`` writes them to TensorBoard as images under ``memory/``.
 """
 
 from __future__ import annotations
@@ -111,6 +115,52 @@ def evaluate(
         starts = dones
     env.close()
     return summarize(split, trial_returns, episode_returns)
+
+
+MEMORY_VIEWS = "memory"
+"""TensorBoard prefix of the memory-view images (``memory/read_weights``, ``memory/write_weights``, ...)."""
+
+
+def record_memory_views(
+    model: MetaPPO,
+    config: Config,
+    sampler: TaskSampler,
+    *,
+    split: Literal["train", "test"] = "test",
+    deterministic: bool = False,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Heat maps ``{name: (rows, steps) in [0, 1]}`` of the actor core's memory over one trial.
+
+    The core's ``memory_views(states)`` (NTM, MANN) turns the per-step states into images; cores
+    without it (GRU, LSTM) give ``{}`` and no trial is played.
+    """
+    views = getattr(model.policy.actor.core, "memory_views", None)
+    if views is None:
+        return {}
+    env = make_vec_env(config.env, sampler, split=split, num_envs=1, seed=seed)
+    torch.manual_seed(seed)
+    obs, starts, state = env.reset(), np.ones(1, dtype=bool), None
+    states = []
+    while True:
+        actions, state = model.predict(
+            obs,  # type: ignore[arg-type]  # a flat Box: always an ndarray
+            state=state,
+            episode_start=starts,
+            deterministic=deterministic,
+        )
+        states.append(state.actor)
+        obs, _, starts, _ = env.step(actions)
+        if starts[0]:  # the trial ended
+            break
+    env.close()
+    return dict(views(states))
+
+
+def upscale_view(view: np.ndarray, min_height: int = 128, min_width: int = 200) -> np.ndarray:
+    """Repeat rows and columns of a ``(rows, steps)`` heat map so TensorBoard shows it at a readable size."""
+    rows, cols = view.shape
+    return np.repeat(np.repeat(view, -(-min_height // rows), axis=0), -(-min_width // cols), axis=1)
 
 
 def write_report(result: EvalResult, out_dir: str | Path, title: str = "") -> tuple[Path, Path]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from memrl.memory.base import MemoryCore, State, clone_state, index_state, map_state, reset_state
+from memrl.memory.mann import MANNCore, MANNState
+from memrl.memory.ntm import NTMCore, NTMState
 from memrl.memory.rnn import GRUCore, GRUState, LSTMCore, LSTMState
 
-CORES: dict[str, type[MemoryCore]] = {"gru": GRUCore, "lstm": LSTMCore}
+CORES: dict[str, type[MemoryCore]] = {"gru": GRUCore, "lstm": LSTMCore, "ntm": NTMCore, "mann": MANNCore}
 
 
 def build_core(
@@ -37,7 +39,11 @@ __all__ = [
     "GRUState",
     "LSTMCore",
     "LSTMState",
+    "MANNCore",
+    "MANNState",
     "MemoryCore",
+    "NTMCore",
+    "NTMState",
     "State",
     "build_core",
     "clone_state",
