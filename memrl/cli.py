@@ -1,8 +1,9 @@
-"""The ``memrl`` command line: ``train``, ``eval`` and ``envs``.
+"""The ``memrl`` command line: ``train``, ``eval``, ``baselines`` and ``envs``.
 
     memrl train CONFIG [--set section.key=value ...] [--run-dir DIR]
     memrl train --resume DIR [--set train.total_steps=N ...]
     memrl eval RUN_DIR [--trials N] [--split train|test]
+    memrl baselines ENV_ID [--agents a,b,...] [--trials N] [--out DIR] [--set env.kwargs.n_arms=10 ...]
     memrl envs
 
 Every user error (bad config, unknown env, missing run) is reported in one line naming the
@@ -88,6 +89,26 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baselines(args: argparse.Namespace) -> int:
+    from memrl.baselines.protocol import evaluate_baselines, write_baselines_report
+
+    cfg = config_from_dict(apply_overrides({"env": {"id": args.env_id}}, args.set))
+    agents = None
+    if args.agents is not None:
+        agents = [name.strip() for name in args.agents.split(",") if name.strip()]
+        if not agents:
+            raise ConfigError("--agents needs a comma-separated list of baseline names, e.g. --agents gittins,ucb1")
+    started = time.perf_counter()
+    results = evaluate_baselines(
+        cfg.env, cfg.tasks, agents, trials=args.trials, seed=args.seed, tune_trials=args.tune_trials, log=print
+    )
+    slug = cfg.env.id.replace("/", "_")
+    out_dir = Path(args.out) if args.out else Path("runs") / f"baselines-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    json_path, png_path = write_baselines_report(results, out_dir, env_cfg=cfg.env, task_cfg=cfg.tasks, seed=args.seed)
+    print(f"wrote {json_path} and {png_path} ({time.perf_counter() - started:.0f}s)")
+    return 0
+
+
 def _envs(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
@@ -100,7 +121,9 @@ def _envs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memrl", description="Meta-RL with memory: train, evaluate, list task envs.")
+    parser = argparse.ArgumentParser(
+        prog="memrl", description="Meta-RL with memory: train, evaluate, run baselines, list task envs."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="meta-train an agent from a YAML config")
@@ -125,6 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs and action sampling")
     ev.add_argument("--out", help="write eval.json and eval.png here instead of RUN_DIR")
     ev.set_defaults(func=_eval)
+
+    base = sub.add_parser(
+        "baselines",
+        help="evaluate hand-designed baselines (Duan et al. 2016) on the test tasks; writes baselines.json and .png",
+    )
+    base.add_argument("env_id", help="memrl/Bandit-v0 or memrl/TabularMDP-v0")
+    base.add_argument("--agents", help="comma-separated baselines (default: every one tractable in this setting)")
+    base.add_argument("--trials", type=int, default=1000, help="number of test trials, one task each (default 1000)")
+    base.add_argument("--out", help="write baselines.json and baselines.png here (default: runs/baselines-ENV-TIME)")
+    base.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override (repeatable), e.g. --set env.kwargs.n_arms=10 --set env.episodes_per_trial=100",
+    )
+    base.add_argument("--seed", type=int, default=0, help="seed of the reward draws and of the tuning tasks")
+    base.add_argument("--tune-trials", type=int, help="training tasks each tuned constant is chosen on")
+    base.set_defaults(func=_baselines)
 
     envs = sub.add_parser("envs", help="list memrl's registered task environments")
     envs.set_defaults(func=_envs)
