@@ -2,7 +2,8 @@
 
 A task is a finite MDP: transition probabilities ``P[s, a] ~ Dirichlet(1)`` and mean rewards
 ``R[s, a] ~ N(1, 1)``; a step pays ``r ~ N(R[s, a], 1)``. Episodes start in state 0 and last
-``horizon`` steps.
+``horizon`` steps. With ``context_bits > 0`` each task also carries a random binary context that
+every observation shows after the one-hot state (the recurring variant, for episodic recall).
 """
 
 from __future__ import annotations
@@ -25,17 +26,23 @@ class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, n_states: int = 10, n_actions: int = 5, horizon: int = 10) -> None:
-        for name, value, low in (("n_states", n_states, 2), ("n_actions", n_actions, 2), ("horizon", horizon, 1)):
+    def __init__(self, n_states: int = 10, n_actions: int = 5, horizon: int = 10, context_bits: int = 0) -> None:
+        for name, value, low in (
+            ("n_states", n_states, 2),
+            ("n_actions", n_actions, 2),
+            ("horizon", horizon, 1),
+            ("context_bits", context_bits, 0),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"TabularMDPEnv: {name} must be an integer >= {low}, got {value!r}")
         self.n_states, self.n_actions, self.horizon = n_states, n_actions, horizon
-        self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(n_states,), dtype=np.float32)
+        self.context_bits = context_bits
+        self.observation_space = spaces.Box(low=0.0, high=1.0, shape=(n_states + context_bits,), dtype=np.float32)
         self.action_space = spaces.Discrete(n_actions)
         self._transitions: np.ndarray | None = None  # (S, A, S)
         self._cumulative: np.ndarray | None = None  # (S, A, S) cumulative sums for fast sampling
         self._reward_means: np.ndarray | None = None  # (S, A)
-        self._one_hot = np.eye(n_states, dtype=np.float32)
+        self._one_hot = np.eye(n_states, n_states + context_bits, dtype=np.float32)  # context columns filled per task
         self._state = 0
         self._t = 0
 
@@ -44,10 +51,14 @@ class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
         S, A = self.n_states, self.n_actions
         transitions = rng.dirichlet(np.ones(S), size=(n, S, A))
         reward_means = rng.normal(1.0, 1.0, size=(n, S, A))
-        return [
+        tasks: list[Task] = [
             {"transitions": p.tolist(), "reward_means": r.tolist()}
             for p, r in zip(transitions, reward_means, strict=True)
         ]
+        if self.context_bits:
+            for task, bits in zip(tasks, rng.integers(0, 2, size=(n, self.context_bits)), strict=True):
+                task["context"] = bits.tolist()
+        return tasks
 
     def set_task(self, task: Task) -> None:
         S, A = self.n_states, self.n_actions
@@ -65,13 +76,21 @@ class TabularMDPEnv(gym.Env[np.ndarray, np.int64]):
             )
         if np.any(transitions < 0) or not np.allclose(transitions.sum(-1), 1.0, atol=1e-6):
             raise ValueError("TabularMDPEnv.set_task: each transitions[s][a] must be a probability vector")
+        if self.context_bits:
+            context = np.asarray(task.get("context", ()), dtype=np.float32)
+            if context.shape != (self.context_bits,):
+                raise ValueError(f"TabularMDPEnv.set_task: expected 'context': [{self.context_bits} bits]")
+            self._one_hot[:, S:] = context
         self._transitions, self._reward_means = transitions, reward_means
         self._cumulative = np.cumsum(transitions, axis=-1)
 
     def get_task(self) -> Task:
         if self._transitions is None or self._reward_means is None:
             raise RuntimeError("TabularMDPEnv.get_task: no task set yet; call set_task() or reset() first")
-        return {"transitions": self._transitions.tolist(), "reward_means": self._reward_means.tolist()}
+        task: Task = {"transitions": self._transitions.tolist(), "reward_means": self._reward_means.tolist()}
+        if self.context_bits:
+            task["context"] = self._one_hot[0, self.n_states :].astype(int).tolist()
+        return task
 
     # -- gymnasium API -----------------------------------------------------------------
     def _obs(self) -> np.ndarray:

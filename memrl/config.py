@@ -47,10 +47,17 @@ class EnvConfig:
 class TaskConfig:
     """The episodic task sampler: schedules and the held-out test split."""
 
-    schedule: Literal["iid", "pool"] = "iid"
-    """``iid``: a fresh task every trial; ``pool``: uniform draws from a fixed pool."""
+    schedule: Literal["iid", "pool", "recurring"] = "iid"
+    """``iid``: a fresh task every trial; ``pool``: uniform draws from a fixed pool; ``recurring``: bags of
+    ``recurring_tasks`` tasks, each played ``recurring_repeats`` times in shuffled order (Ritter et al. 2018)."""
     pool_size: int = 100
     """Number of training tasks in the ``pool`` schedule."""
+    recurring_tasks: int = 10
+    """``recurring``: distinct tasks per bag (m)."""
+    recurring_repeats: int = 10
+    """``recurring``: trials of each task per bag (r); a bag lasts m * r trials, then new tasks are drawn."""
+    new_task_fraction: float = 0.0
+    """``recurring``: probability that a trial is a fresh task seen once (0.5: half the trials are new)."""
     num_test_tasks: int = 1000
     """Size of the held-out test split (disjoint from training tasks)."""
     test_seed: int = 12345
@@ -81,6 +88,32 @@ class MemoryConfig:
 
 
 @dataclass
+class EpisodicConfig:
+    """Episodic recall across trials (Ritter et al. 2018): a store of (context key, core state) pairs."""
+
+    mode: Literal["off", "input", "reinstate"] = "off"
+    """``reinstate``: the epLSTM adds the recalled cell state through a learned gate (needs ``policy.core: lstm``);
+    ``input``: the recalled value is an extra input of any core; ``off``: no store."""
+    key_size: int = 32
+    """Width of the learned context key."""
+    neighbors: int = 4
+    """k nearest entries read per lookup (inverse-distance kernel)."""
+    capacity: int = 2000
+    """Entries per store; a full store evicts its least recently used entry."""
+    scope: Literal["env", "shared"] = "env"
+    """One store per env slot, or one store shared by all slots."""
+    clear: Literal["never", "trial", "eval"] = "never"
+    """``never``: keep entries (evaluation starts from the training store); ``trial``: empty an env's store at
+    each trial start; ``eval``: keep during training, start every evaluation run empty."""
+    write_at: Literal["episode", "trial"] = "episode"
+    """Write (key, state) at the end of every inner episode, or only at trial ends."""
+    key_source: Literal["obs", "input"] = "obs"
+    """Key from the env observation only (the context), or from the whole RL² input (with action, reward)."""
+    kernel_delta: float = 1e-3
+    """delta of the kernel 1 / (distance^2 + delta)."""
+
+
+@dataclass
 class PolicyConfig:
     """The RL² actor-critic."""
 
@@ -102,6 +135,8 @@ class PolicyConfig:
     """Initial log standard deviation of Gaussian (Box) actions."""
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     """External memory of the ``ntm`` and ``mann`` cores."""
+    episodic: EpisodicConfig = field(default_factory=EpisodicConfig)
+    """Episodic store that outlives trials."""
 
 
 @dataclass
@@ -216,6 +251,8 @@ _POSITIVE_INT = {
     "env.episodes_per_trial",
     "env.num_envs",
     "tasks.pool_size",
+    "tasks.recurring_tasks",
+    "tasks.recurring_repeats",
     "tasks.num_test_tasks",
     "policy.hidden_size",
     "policy.num_layers",
@@ -226,7 +263,7 @@ _POSITIVE_INT = {
     "eval.trials",
     "eval.num_envs",
 }
-_UNIT_INTERVAL = {"ppo.gamma", "ppo.gae_lambda"}
+_UNIT_INTERVAL = {"ppo.gamma", "ppo.gae_lambda", "tasks.new_task_fraction"}
 _POSITIVE_FLOAT = {"ppo.learning_rate", "ppo.clip_range", "ppo.max_grad_norm", "ppo.adam_eps"}
 _NON_NEGATIVE = {"ppo.ent_coef", "ppo.vf_coef", "ppo.weight_decay", "train.checkpoint_every"}
 
@@ -256,6 +293,19 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"policy.memory.shift_range must be in [0, policy.memory.slots), got {memory.shift_range!r}")
     if not 0.0 <= memory.usage_decay <= 1.0:
         raise ConfigError(f"policy.memory.usage_decay must be in [0, 1], got {memory.usage_decay!r}")
+    episodic = cfg.policy.episodic
+    for name in ("key_size", "neighbors", "capacity"):
+        if getattr(episodic, name) < 1:
+            raise ConfigError(f"policy.episodic.{name} must be a positive integer, got {getattr(episodic, name)!r}")
+    if not episodic.kernel_delta > 0:
+        raise ConfigError(f"policy.episodic.kernel_delta must be > 0, got {episodic.kernel_delta!r}")
+    if episodic.mode == "reinstate" and cfg.policy.core != "lstm":
+        raise ConfigError(
+            f"policy.episodic.mode=reinstate is the epLSTM and needs policy.core=lstm (got {cfg.policy.core!r}); "
+            "use policy.episodic.mode=input with other cores"
+        )
+    if episodic.mode == "reinstate" and cfg.policy.num_layers != 1:
+        raise ConfigError("policy.episodic.mode=reinstate (the epLSTM) has one layer; set policy.num_layers=1")
     if cfg.env.max_trial_steps is not None and cfg.env.max_trial_steps < 1:
         raise ConfigError(f"env.max_trial_steps must be a positive integer or null, got {cfg.env.max_trial_steps}")
     for key in ("policy.embed_sizes",):
@@ -432,6 +482,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "EnvConfig",
+    "EpisodicConfig",
     "EvalConfig",
     "MemoryConfig",
     "PPOConfig",

@@ -4,6 +4,8 @@
 - ``meta/``: mean return of inner episode *i* of a trial (the adaptation curve);
 - ``losses/``: PPO losses and diagnostics (``approx_kl``, ``clip_fraction``, ``explained_variance``);
 - ``perf/``: throughput;
+- ``episodic/``: the episodic store (size, hit rate, reinstatement gate); first-episode returns of
+  new and recurring tasks are under ``meta/``;
 - ``config/``: hyper-parameters as text.
 """
 
@@ -23,6 +25,11 @@ UPDATES = "charts/updates"
 SPS = "perf/steps_per_second"
 ROLLOUT_SECONDS = "perf/rollout_seconds"
 UPDATE_SECONDS = "perf/update_seconds"
+STORE_SIZE = "episodic/store_size"
+STORE_HIT_RATE = "episodic/hit_rate"
+REINSTATEMENT_GATE = "episodic/reinstatement_gate"
+FIRST_EPISODE_NEW = "meta/first_episode_return_new_task"
+FIRST_EPISODE_RECURRING = "meta/first_episode_return_recurring_task"
 TEXT_HYPERPARAMETERS = "config/hyperparameters"
 TEXT_ADVANTAGE_BOUNDARY = "config/advantages"
 LOSS_TAGS = tuple(

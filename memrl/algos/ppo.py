@@ -40,6 +40,7 @@ from memrl.algos.losses import compute_gae, explained_variance, normalize, ppo_c
 from memrl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from memrl.config import ConfigError, PPOConfig
 from memrl.memory import clone_state, index_state, map_state
+from memrl.memory.episodic import EpisodicMemory, EpisodicStore, Recall
 from memrl.policies import PolicyState, RL2Policy
 
 SelfMetaPPO = TypeVar("SelfMetaPPO", bound="MetaPPO")
@@ -80,11 +81,16 @@ class TrialStats:
             self.lengths.append(int(episode["l"]))
         for index, ret in enumerate(info.get("episode_returns", ())):
             self.per_episode.setdefault(index, []).append(float(ret))
+        if info.get("episode_returns"):
+            split = self.first_recurring if info.get("task_exposure", 0) > 0 else self.first_new
+            split.append(float(info["episode_returns"][0]))
 
     def clear(self) -> None:
         self.returns: list[float] = []
         self.lengths: list[int] = []
         self.per_episode: dict[int, list[float]] = {}
+        self.first_new: list[float] = []  # first-episode returns of tasks new to the slot
+        self.first_recurring: list[float] = []  # ... and of tasks it has played before
 
 
 class MetaPPO(BaseAlgorithm):
@@ -147,9 +153,15 @@ class MetaPPO(BaseAlgorithm):
                 f"MetaPPO needs a flat Box observation space (wrap the env in memrl's TrialWrapper), "
                 f"got {self.observation_space}"
             )
+        episodic = self.policy_kwargs.get("episodic") or {}
+        if episodic.get("mode", "off") != "off" and "episodic_layout" not in self.policy_kwargs:
+            self.policy_kwargs["episodic_layout"] = self._trial_layout()
         self.policy = self.policy_class(  # type: ignore[assignment]
             observation_space=self.observation_space, action_space=self.action_space, **self.policy_kwargs
         ).to(self.device)
+        self.episodic_store: EpisodicStore | None = None  # the training store (outlives trials; checkpointed)
+        self._episodic_memory: EpisodicMemory | None = None
+        self._inference_memory: EpisodicMemory | None = None
         params = self.policy.parameters()
         if cfg.optimizer == "adamw":
             self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
@@ -162,6 +174,55 @@ class MetaPPO(BaseAlgorithm):
         self._discrete = isinstance(self.action_space, spaces.Discrete)
         self._trial_stats = TrialStats()
         self._configure_env()
+
+    def _trial_layout(self) -> dict[str, list[int]]:
+        """Where the trial wrapper puts the env observation and the episode-start flag in the flat input."""
+        if self.env is None:
+            raise ValueError("an episodic policy needs the env (its trial layout) when it is first built")
+        try:
+            layout = self.env.get_attr("layout")[0]
+        except AttributeError:
+            raise ConfigError("policy.episodic needs memrl's TrialWrapper envs (their observation layout)") from None
+        return {name: [piece.start, piece.stop] for name, piece in layout.items()}
+
+    def _new_store(self, num_envs: int) -> EpisodicStore:
+        cfg = self.policy.episodic
+        return EpisodicStore(
+            num_stores=num_envs if cfg.get("scope", "env") == "env" else 1,
+            capacity=int(cfg.get("capacity", 2000)),
+            key_size=int(cfg.get("key_size", 32)),
+            value_size=self.policy.recall_size,
+            neighbors=int(cfg.get("neighbors", 4)),
+            device=self.device,
+        )
+
+    def _memory_for(self, store: EpisodicStore, num_envs: int) -> EpisodicMemory:
+        cfg = self.policy.episodic
+        return EpisodicMemory(
+            store,
+            num_envs=num_envs,
+            episode_start_index=self.policy.episodic_layout["episode_start"][0],
+            write_at=cfg.get("write_at", "episode"),
+            clear=cfg.get("clear", "never"),
+        )
+
+    def _training_memory(self) -> EpisodicMemory:
+        """The training store's driver for the current env vector (the store is created, or resized, to fit it)."""
+        assert self.env is not None
+        n = self.env.num_envs
+        if self.episodic_store is None:
+            self.episodic_store = self._new_store(n)
+        elif self.episodic_store.num_stores not in (1, n):
+            self.episodic_store = self.episodic_store.resized(n)
+        if self._episodic_memory is None or self._episodic_memory.store is not self.episodic_store:
+            self._episodic_memory = self._memory_for(self.episodic_store, n)
+            self._episodic_memory.task_ids.copy_(self._current_task_ids())
+        return self._episodic_memory
+
+    def _current_task_ids(self) -> torch.Tensor:
+        assert self.env is not None
+        infos = getattr(self.env, "reset_infos", None) or [{}] * self.env.num_envs
+        return torch.as_tensor([int(info.get("task_id", 0)) for info in infos], dtype=torch.long, device=self.device)
 
     def _configure_env(self) -> None:
         """Trial envs build each inner episode's final observation only for per-episode advantages."""
@@ -194,6 +255,7 @@ class MetaPPO(BaseAlgorithm):
         assert self.env is not None
         if reset_num_timesteps or self._rollout_state is None:
             self._rollout_state = self.policy.initial_state(self.env.num_envs, self.device)
+            self._episodic_memory = None  # the envs were reset: re-read their tasks
         self._log_hyperparameters()
         callback.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:
@@ -246,6 +308,9 @@ class MetaPPO(BaseAlgorithm):
         chunk_states = []
         per_episode = cfg.advantage_boundary == "episode"
         state = self._rollout_state
+        memory = self._training_memory() if policy.episodic_on else None
+        recalls: list[Recall] = []
+        hits, gates = [], []
         policy.train(False)
         callback.on_rollout_start()
         for t in range(T):
@@ -255,7 +320,23 @@ class MetaPPO(BaseAlgorithm):
             obs = torch.from_numpy(observations[t : t + 1]).to(device)  # (1, B, D)
             start = torch.from_numpy(starts[t : t + 1]).to(device)  # (1, B)
             with torch.no_grad():
-                out = policy(obs, state, start)
+                recall = None
+                if memory is not None:
+                    memory.before_step(obs[0], start[0])
+                    step_recall = memory.lookup(policy.episodic_query(obs[0]))
+                    recalls.append(step_recall)
+                    nearest = memory.store.nearest_task_ids(step_recall)
+                    found = nearest >= 0
+                    if bool(found.any()):
+                        hits.append((nearest[found] == memory.task_ids[found]).float().mean())
+                    recall = Recall(*(x.unsqueeze(0) for x in step_recall))  # (B, k, ...) -> (1, B, k, ...)
+                out = policy(obs, state, start, recall)
+                if memory is not None:
+                    assert out.query is not None and out.memory_value is not None
+                    memory.remember(out.query[0], out.memory_value)
+                    gate = getattr(out.state.actor, "gate", None)
+                    if gate is not None:
+                        gates.append(gate.mean())
                 params = out.params[0]
                 action = policy.action_head.sample(params)
                 log_probs[t] = policy.action_head.log_prob(params, action)
@@ -264,6 +345,10 @@ class MetaPPO(BaseAlgorithm):
             new_obs, reward, dones, infos = env.step(self._to_env_action(action))
             self.num_timesteps += B
             rewards[t] = reward
+            if memory is not None and dones.any():  # the next step belongs to a new trial (a new task)
+                reset_infos = getattr(env, "reset_infos", None) or [{}] * B
+                for i in np.flatnonzero(dones):
+                    memory.task_ids[i] = int(reset_infos[i].get("task_id", 0))
             if dones.any():
                 self._on_trial_ends(t, dones, infos, state, cuts, bootstrap, per_episode)
             if per_episode:
@@ -277,7 +362,14 @@ class MetaPPO(BaseAlgorithm):
         with torch.no_grad():
             obs = torch.as_tensor(self._last_obs, dtype=torch.float32, device=device)
             start = torch.as_tensor(self._last_episode_starts, dtype=torch.bool, device=device)
-            last_values = policy(obs.unsqueeze(0), state, start.unsqueeze(0)).values[0]
+            last_recall = None
+            if memory is not None:  # a look without side effects: the next rollout writes and looks again
+                last_recall = Recall(*(x.unsqueeze(0) for x in memory.store.lookup(policy.episodic_query(obs), False)))
+            last_values = policy(obs.unsqueeze(0), state, start.unsqueeze(0), last_recall).values[0]
+        if memory is not None:
+            self.diagnostics["episodic_store_size"] = float(memory.store.sizes.float().mean())
+            self.diagnostics["episodic_hit_rate"] = float(torch.stack(hits).mean()) if hits else float("nan")
+            self.diagnostics["episodic_gate"] = float(torch.stack(gates).mean()) if gates else float("nan")
         callback.update_locals(locals())
         callback.on_rollout_end()
         return {
@@ -291,6 +383,7 @@ class MetaPPO(BaseAlgorithm):
             "bootstrap": bootstrap,
             "last_values": last_values,
             "chunk_states": chunk_states,
+            "recall": Recall(*(torch.stack(parts) for parts in zip(*recalls, strict=True))) if recalls else None,
             "steps": T * B,
         }
 
@@ -383,6 +476,7 @@ class MetaPPO(BaseAlgorithm):
         starts, old_log_probs = to_sequences(rollout["starts"]), to_sequences(rollout["log_probs"])
         advantages_seq, targets_seq, old_values_seq = map(to_sequences, (advantages, targets, old_values))
         init_states = map_state(lambda *xs: torch.cat(xs, dim=0), *rollout["chunk_states"])  # (C*B, ...)
+        recall_seq = None if rollout.get("recall") is None else Recall(*map(to_sequences, rollout["recall"]))
 
         policy.train(True)
         num_sequences = n_chunks * B
@@ -394,7 +488,8 @@ class MetaPPO(BaseAlgorithm):
         for _epoch in range(cfg.n_epochs):
             order = torch.randperm(num_sequences, device=self.device)
             for batch in order.chunk(cfg.num_minibatches):
-                out = policy(obs[:, batch], index_state(init_states, batch), starts[:, batch])
+                batch_recall = None if recall_seq is None else Recall(*(x[:, batch] for x in recall_seq))
+                out = policy(obs[:, batch], index_state(init_states, batch), starts[:, batch], batch_recall)
                 log_prob = policy.action_head.log_prob(out.params, actions[:, batch])
                 entropy = policy.action_head.entropy(out.params).mean()
                 batch_advantages = advantages_seq[:, batch]
@@ -471,7 +566,19 @@ class MetaPPO(BaseAlgorithm):
         width = self._episode_tag_width()
         for index, returns in sorted(trials.per_episode.items()):
             record(tags.meta_episode_return(index, width), float(np.mean(returns)))
+        if trials.first_recurring:  # only schedules where tasks come back
+            record(tags.FIRST_EPISODE_RECURRING, float(np.mean(trials.first_recurring)))
+            if trials.first_new:
+                record(tags.FIRST_EPISODE_NEW, float(np.mean(trials.first_new)))
         trials.clear()
+        if self.policy.episodic_on:
+            for tag, key in (
+                (tags.STORE_SIZE, "episodic_store_size"),
+                (tags.STORE_HIT_RATE, "episodic_hit_rate"),
+                (tags.REINSTATEMENT_GATE, "episodic_gate"),
+            ):
+                if not np.isnan(self.diagnostics.get(key, float("nan"))):
+                    record(tag, self.diagnostics[key])
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"):
             record(f"losses/{key}", update[key])
         record(tags.LEARNING_RATE, update["learning_rate"])
@@ -496,6 +603,10 @@ class MetaPPO(BaseAlgorithm):
 
         ``episode_start[i]`` (an outer episode = a trial) resets env ``i``'s memory first. With
         ``state=None`` a fresh initial state is used. A single unbatched observation is accepted.
+
+        With an episodic store, ``state=None`` also starts an inference store for this run: empty when
+        ``policy.episodic.clear`` is ``eval``, otherwise a copy of the training store (so evaluation
+        never writes into the store that training goes on with).
         """
         obs = np.asarray(observation, dtype=np.float32)
         single = obs.ndim == 1
@@ -505,6 +616,7 @@ class MetaPPO(BaseAlgorithm):
         if obs.shape[1:] != expected:
             raise ValueError(f"predict: observation of shape {obs.shape[1:]} does not match the policy's {expected}")
         batch = obs.shape[0]
+        state_given = state is not None  # state=None starts a new run (and, with a store, a new inference store)
         if state is None:
             state = self.policy.initial_state(batch, self.device)
         starts = (
@@ -512,15 +624,28 @@ class MetaPPO(BaseAlgorithm):
             if episode_start is None
             else np.asarray(episode_start, dtype=bool).reshape(batch)
         )
+        obs_t = torch.as_tensor(obs, device=self.device)
+        starts_t = torch.as_tensor(starts, device=self.device)
         with torch.no_grad():
-            out = self.policy(
-                torch.as_tensor(obs, device=self.device).unsqueeze(0),
-                state,
-                torch.as_tensor(starts, device=self.device).unsqueeze(0),
-            )
+            recall = None
+            if self.policy.episodic_on:
+                memory = self._inference_memory
+                if state_given is False or memory is None or memory.num_envs != batch:
+                    memory = self._inference_memory = self._memory_for(self._inference_store(batch), batch)
+                memory.before_step(obs_t, starts_t)
+                recall = Recall(*(x.unsqueeze(0) for x in memory.lookup(self.policy.episodic_query(obs_t))))
+            out = self.policy(obs_t.unsqueeze(0), state, starts_t.unsqueeze(0), recall)
+            if recall is not None:
+                assert self._inference_memory is not None and out.query is not None and out.memory_value is not None
+                self._inference_memory.remember(out.query[0], out.memory_value)
             action = self.policy.action_head.sample(out.params[0], deterministic=deterministic)
         actions = self._to_env_action(action)
         return (actions[0] if single else actions), out.state
+
+    def _inference_store(self, batch: int) -> EpisodicStore:
+        if self.policy.episodic.get("clear") == "eval" or self.episodic_store is None:
+            return self._new_store(batch)
+        return self.episodic_store.resized(batch)
 
     # ------------------------------------------------------------------------------------
     # Persistence
@@ -540,6 +665,8 @@ class MetaPPO(BaseAlgorithm):
         }
         if self.run_config is not None:
             payload["run_config"] = self.run_config.to_json()
+        if self.episodic_store is not None:
+            payload["episodic_store"] = self.episodic_store.state_dict()
         return payload
 
     def save(self, path: str | Path, exclude: Any = None, include: Any = None) -> None:  # type: ignore[override]
@@ -574,6 +701,8 @@ class MetaPPO(BaseAlgorithm):
             model.num_timesteps = int(payload["num_timesteps"])
             model._n_updates = int(payload["n_updates"])
             torch.set_rng_state(payload["torch_rng"])
+            if "episodic_store" in payload:
+                model.episodic_store = EpisodicStore.from_state_dict(payload["episodic_store"], model.device)
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise CheckpointError(f"{path}: checkpoint does not match the model it describes: {err}") from None
         if env is not None:
@@ -589,4 +718,5 @@ class MetaPPO(BaseAlgorithm):
         self.n_envs = env.num_envs if isinstance(env, VecEnv) else 1  # memory state is rebuilt for any width
         super().set_env(env, force_reset=force_reset)
         self._rollout_state = None
+        self._episodic_memory = None  # pending writes belong to the old env; the store itself carries on
         self._configure_env()

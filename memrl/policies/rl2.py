@@ -19,6 +19,7 @@ from gymnasium import spaces
 from torch import nn
 
 from memrl.memory import MemoryCore, State, build_core
+from memrl.memory.episodic import EpLSTMCore, Recall, kernel_read
 from memrl.policies.distributions import build_head
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
@@ -33,6 +34,8 @@ class PolicyOutput(NamedTuple):
     params: torch.Tensor  # (T, B, P) action distribution parameters
     values: torch.Tensor  # (T, B) value estimates (normalised units)
     state: PolicyState
+    query: torch.Tensor | None = None  # (T, B, K) episodic keys of the steps (None without a store)
+    memory_value: torch.Tensor | None = None  # (B, V) what the store would keep of the last step
 
 
 class RunningNorm(nn.Module):
@@ -91,18 +94,29 @@ class _Tower(nn.Module):
         layer_norm: bool,
         activation: str,
         memory: dict[str, Any] | None,
+        recall_size: int = 0,
+        reinstate: bool = False,
     ) -> None:
         super().__init__()
         self.embed: nn.Module = _mlp([obs_dim, *embed_sizes], activation) if embed_sizes else nn.Identity()
-        core_in = embed_sizes[-1] if embed_sizes else obs_dim
-        self.core: MemoryCore = build_core(
-            core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers, memory=memory
-        )
+        core_in = (embed_sizes[-1] if embed_sizes else obs_dim) + recall_size  # recalled value joins the input
+        if reinstate:
+            self.core: MemoryCore = EpLSTMCore(input_size=core_in, hidden_size=hidden_size, memory_size=recall_size)
+        else:
+            self.core = build_core(
+                core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers, memory=memory
+            )
         self.norm: nn.Module = nn.LayerNorm(self.core.output_size) if layer_norm else nn.Identity()
 
-    def forward(self, obs: torch.Tensor, state: State, starts: torch.Tensor) -> tuple[torch.Tensor, State]:
-        features, state = self.core(self.embed(obs), state, starts)
-        return self.norm(features), state
+    def forward(
+        self, obs: torch.Tensor, state: State, starts: torch.Tensor, recalled: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
+        """Core features after the norm, raw core output, new state."""
+        x = self.embed(obs)
+        if recalled is not None:
+            x = torch.cat([x, recalled], dim=-1)
+        output, state = self.core(x, state, starts)
+        return self.norm(output), output, state
 
 
 class RL2Policy(nn.Module):
@@ -122,6 +136,8 @@ class RL2Policy(nn.Module):
         activation: str = "tanh",
         log_std_init: float = 0.0,
         memory: dict[str, Any] | None = None,
+        episodic: dict[str, Any] | None = None,
+        episodic_layout: dict[str, list[int]] | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -138,7 +154,31 @@ class RL2Policy(nn.Module):
             activation=activation,
             memory=memory,
         )
-        self.actor = _Tower(**tower_kwargs)  # type: ignore[arg-type]
+        self.episodic = dict(episodic or {})
+        self.episodic_on = self.episodic.get("mode", "off") != "off"
+        self.hidden_size = hidden_size
+        recall_size = 0
+        if self.episodic_on:
+            # Keys from the context (the env's observation) or the whole input, by a learned encoder.
+            if episodic_layout is None:
+                raise ValueError(
+                    "an episodic policy needs episodic_layout (the trial wrapper's obs and episode_start slots)"
+                )
+            self.episodic_layout = {k: list(v) for k, v in episodic_layout.items()}
+            start, stop = (
+                self.episodic_layout["obs"] if self.episodic.get("key_source", "obs") == "obs" else (0, obs_dim)
+            )
+            self._context = slice(start, stop)
+            key_size = int(self.episodic.get("key_size", 32))
+            self.key_encoder = nn.Sequential(nn.Linear(stop - start, key_size), nn.Tanh())
+            self.kernel_delta = float(self.episodic.get("kernel_delta", 1e-3))
+            recall_size = hidden_size
+        self.recall_size = recall_size
+        self.actor = _Tower(
+            **tower_kwargs,  # type: ignore[arg-type]
+            recall_size=recall_size,
+            reinstate=self.episodic.get("mode") == "reinstate",
+        )
         self.critic: _Tower | None = None if shared_critic else _Tower(**tower_kwargs)  # type: ignore[arg-type]
         features = self.actor.core.output_size
         self.action_head = build_head(features, action_space, log_std_init)
@@ -151,17 +191,43 @@ class RL2Policy(nn.Module):
         critic = None if self.critic is None else self.critic.core.initial_state(batch, device)
         return PolicyState(self.actor.core.initial_state(batch, device), critic)
 
-    def forward(self, obs: torch.Tensor, state: PolicyState, starts: torch.Tensor) -> PolicyOutput:
-        """Unroll over ``obs`` of shape ``(T, B, D)`` with reset mask ``starts`` of shape ``(T, B)``."""
-        features, actor_state = self.actor(obs, state.actor, starts)
+    def episodic_query(self, obs: torch.Tensor) -> torch.Tensor:
+        """Keys of the episodic store for ``obs (..., D)``: ``(..., key_size)``."""
+        return self.key_encoder(obs[..., self._context])
+
+    def forward(
+        self, obs: torch.Tensor, state: PolicyState, starts: torch.Tensor, recall: Recall | None = None
+    ) -> PolicyOutput:
+        """Unroll over ``obs`` of shape ``(T, B, D)`` with reset mask ``starts`` of shape ``(T, B)``.
+
+        With an episodic store, ``recall`` holds each step's neighbours (``(T, B, k, ...)``) and the
+        recalled value ``kernel_read(query, recall)`` joins the core's input (differentiable in the
+        query); without ``recall`` the recalled value is zero (an empty store).
+        """
+        query = recalled = None
+        if self.episodic_on:
+            query = self.episodic_query(obs)  # (T, B, K)
+            if recall is None:
+                recalled = obs.new_zeros(*obs.shape[:-1], self.recall_size)
+            else:
+                recalled = kernel_read(query, recall, self.kernel_delta)  # (T, B, V)
+        features, output, actor_state = self.actor(obs, state.actor, starts, recalled)
         params = self.action_head(features)
         critic_state = None
         if self.critic is not None:
-            critic_features, critic_state = self.critic(obs, state.critic, starts)
+            critic_features, _, critic_state = self.critic(obs, state.critic, starts)
         else:
             critic_features = features
         values = self.value_head(critic_features).squeeze(-1)  # (T, B, 1) -> (T, B)
-        return PolicyOutput(params, values, PolicyState(actor_state, critic_state))
+        memory_value = self._memory_value(actor_state, output[-1]) if self.episodic_on else None
+        return PolicyOutput(params, values, PolicyState(actor_state, critic_state), query, memory_value)
+
+    def _memory_value(self, state: State, last_output: torch.Tensor) -> torch.Tensor:
+        """What the store keeps of a step: the (last layer's) LSTM cell state, else the core's output."""
+        cell = getattr(state, "c", None)
+        if isinstance(cell, torch.Tensor):
+            return cell if cell.dim() == 2 else cell[:, -1]  # (B, L, H) -> (B, H)
+        return last_output[..., : self.recall_size]
 
     def values(self, obs: torch.Tensor, state: PolicyState) -> torch.Tensor:
         """Denormalised value of ``obs`` ``(B, D)`` read from ``state`` without resetting it."""

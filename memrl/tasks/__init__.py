@@ -1,6 +1,6 @@
 """Task distributions, the episodic task sampler and the trial wrapper."""
 
-from memrl.tasks.protocol import Task, TaskDistribution, TaskSettable, check_task_env, task_key
+from memrl.tasks.protocol import Task, TaskDistribution, TaskSettable, check_task_env, task_id, task_key
 from memrl.tasks.sampler import SCHEDULES, TaskSampler, TaskStream
 from memrl.tasks.trial import TrialWrapper
 
@@ -13,5 +13,6 @@ __all__ = [
     "TaskStream",
     "TrialWrapper",
     "check_task_env",
+    "task_id",
     "task_key",
 ]

@@ -65,6 +65,11 @@ def task_key(task: Task) -> str:
     return digest.hexdigest()
 
 
+def task_id(task: Task | None) -> int:
+    """A task's identity as a non-negative int64 (the first 60 bits of :func:`task_key`); 0 for no task."""
+    return 0 if task is None else int(task_key(task)[:15], 16)
+
+
 def _feed(digest: Any, value: Any) -> None:
     if isinstance(value, dict):
         digest.update(b"{")

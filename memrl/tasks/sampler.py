@@ -6,13 +6,22 @@ which the trial wrapper asks for the next task at every trial start.
 Schedules (``schedule``) for the train split:
 
 - ``iid``: every trial draws a fresh task from the distribution;
-- ``pool``: a fixed pool of ``pool_size`` tasks is drawn once, each trial picks one uniformly.
+- ``pool``: a fixed pool of ``pool_size`` tasks is drawn once, each trial picks one uniformly;
+- ``recurring``: Ritter et al. (2018)'s bag sampling: each slot draws ``recurring_tasks`` (m) fresh
+  tasks, plays each of them ``recurring_repeats`` (r) times in shuffled order (m * r trials, an
+  *epoch*), then draws a new bag. With ``new_task_fraction`` p > 0 the schedule is mixed: each
+  trial is, with probability p, a fresh task seen once, and otherwise the next trial of the bag.
+
+Every stream reports, for the task it just handed out, how many times this stream had handed it
+out before (``last_exposure``: 0 for a new task); the trial wrapper passes it on in ``info`` so
+returns can be split into new and recurring tasks.
 
 The test split is a fixed list of ``num_test_tasks`` tasks drawn with ``test_seed`` (independent
 of the training seed, so every run and every baseline is scored on the same tasks). Train draws
 that collide with a test task are redrawn, so the two sets are disjoint even for discrete task
 distributions. Test streams enumerate the test list: slot ``i`` of ``n`` plays tasks
-``i, i + n, i + 2n, ...``.
+``i, i + n, i + 2n, ...``; under ``recurring`` the test stream fills its bags (and its fresh
+tasks) from that same enumeration, so evaluation is deterministic and slots never share tasks.
 """
 
 from __future__ import annotations
@@ -26,10 +35,11 @@ from memrl.config import ConfigError
 from memrl.tasks.protocol import Task, TaskDistribution, task_key, to_json_task
 
 Split = Literal["train", "test"]
-SCHEDULES = ("iid", "pool")
+SCHEDULES = ("iid", "pool", "recurring")
 
 # Salt mixed into the seed so that train streams never share a generator with the test draw.
 _TRAIN_SALT = 0x7A5C
+_TEST_STREAM_SALT = 0x7E57  # shuffles test-split bags; the test tasks themselves come from test_seed
 _MAX_REDRAWS = 1000
 
 
@@ -38,22 +48,51 @@ class TaskStream:
 
     def __init__(self, sampler: TaskSampler, split: Split, slot: int, num_slots: int) -> None:
         self.sampler, self.split, self.slot, self.num_slots = sampler, split, slot, num_slots
-        self._rng = np.random.default_rng([sampler.seed, _TRAIN_SALT, slot])
-        self._count = 0
+        split_salt = _TRAIN_SALT if split == "train" else _TEST_STREAM_SALT
+        self._rng = np.random.default_rng([sampler.seed, split_salt, slot])
+        self._count = 0  # tasks taken from this slot's enumeration of the test list
+        self._bag: list[int] = []  # indices into _bag_tasks, in the order they will be played
+        self._bag_tasks: list[Task] = []
+        self._seen: dict[str, int] = {}  # task key -> trials played (pool tasks, or the current bag)
+        self.last_exposure = 0
+        """How many times this stream had handed out its last task before (0: a new task)."""
+
+    def _fresh(self) -> Task:
+        """A task this stream has not played: the next test task of this slot, or a new train draw."""
+        if self.split == "test":
+            tasks = self.sampler.test_tasks
+            task = tasks[(self.slot + self._count * self.num_slots) % len(tasks)]
+            self._count += 1
+            return task
+        return self.sampler.draw_train_task(self._rng)
+
+    def _count_exposure(self, task: Task) -> None:
+        key = task_key(task)
+        self.last_exposure = self._seen.get(key, 0)
+        self._seen[key] = self.last_exposure + 1
 
     def next(self) -> Task:
         """The task for the next trial of this slot."""
         sampler = self.sampler
-        if self.split == "test":
-            tasks = sampler.test_tasks
-            task = tasks[(self.slot + self._count * self.num_slots) % len(tasks)]
-        elif sampler.schedule == "pool":
+        if sampler.schedule == "recurring":
+            if sampler.new_task_fraction > 0 and self._rng.random() < sampler.new_task_fraction:
+                self.last_exposure = 0
+                return self._fresh()
+            if not self._bag:  # a new epoch: m fresh tasks, each r times, shuffled
+                self._bag_tasks = [self._fresh() for _ in range(sampler.recurring_tasks)]
+                self._bag = list(np.repeat(np.arange(sampler.recurring_tasks), sampler.recurring_repeats))
+                self._rng.shuffle(self._bag)
+                self._seen.clear()
+            task = self._bag_tasks[int(self._bag.pop())]
+            self._count_exposure(task)
+            return task
+        if self.split == "train" and sampler.schedule == "pool":
             pool = sampler.train_pool
             task = pool[int(self._rng.integers(len(pool)))]
-        else:
-            task = sampler.draw_train_task(self._rng)
-        self._count += 1
-        return task
+            self._count_exposure(task)
+            return task
+        self.last_exposure = 0
+        return self._fresh()
 
 
 @dataclass
@@ -66,12 +105,19 @@ class TaskSampler:
     pool_size: int = 100
     num_test_tasks: int = 1000
     test_seed: int = 12345
+    recurring_tasks: int = 10
+    recurring_repeats: int = 10
+    new_task_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown task schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.num_test_tasks < 1 or self.pool_size < 1:
             raise ValueError("num_test_tasks and pool_size must be at least 1")
+        if self.recurring_tasks < 1 or self.recurring_repeats < 1:
+            raise ValueError("recurring_tasks and recurring_repeats must be at least 1")
+        if not 0.0 <= self.new_task_fraction <= 1.0:
+            raise ValueError(f"new_task_fraction must be in [0, 1], got {self.new_task_fraction}")
         test_rng = np.random.default_rng(self.test_seed)
         self.test_tasks: list[Task] = [
             to_json_task(t) for t in self.distribution.sample_tasks(self.num_test_tasks, test_rng)

@@ -25,7 +25,9 @@ ended*, so the agent learns whether it succeeded (garage zeroes it and loses tha
 per-episode advantage mode needs for bootstrapping (``record_inner_final_observation=False``
 skips building it; :class:`~memrl.algos.MetaPPO` turns it off when advantages span the trial).
 At trial end ``info["episode_returns"]`` lists the return of each inner episode: the adaptation
-curve.
+curve. Every ``info`` (reset and step) also holds ``task_id`` (the task's int64 identity, see
+:func:`~memrl.tasks.protocol.task_id`) and ``task_exposure`` (how many earlier trials of this slot
+played the same task: 0 for a new task, 1 or more for a recurring one).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from memrl.tasks.protocol import Task, check_task_env
+from memrl.tasks.protocol import Task, check_task_env, task_id
 from memrl.tasks.sampler import TaskStream
 
 
@@ -106,6 +108,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._episode_returns: list[float] = []
         self._trial_steps = 0
         self._task: Task | None = None
+        self._task_id, self._task_exposure = 0, 0
 
     # -- observation building ------------------------------------------------------------
     def _augment(self, inner_obs: Any, prev_action: Any, prev_reward: float, episode_start: bool) -> np.ndarray:
@@ -136,9 +139,11 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._task_env.set_task(task)
         obs, info = self.env.reset(seed=seed)
         self._task = task if task is not None else self._task_env.get_task()
+        self._task_id = task_id(self._task)
+        self._task_exposure = self.task_stream.last_exposure if task is not None and self.task_stream else 0
         self._episode_index, self._episode_return, self._trial_steps = 0, 0.0, 0
         self._episode_returns = []
-        info = dict(info, task=self._task, episode_index=0)
+        info = dict(info, task=self._task, episode_index=0, task_id=self._task_id, task_exposure=self._task_exposure)
         return self._augment(obs, None, 0.0, True), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -146,7 +151,13 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         reward = float(reward)
         self._episode_return += reward
         self._trial_steps += 1
-        info = dict(info, inner_terminated=bool(terminated), inner_truncated=bool(truncated))
+        info = dict(
+            info,
+            inner_terminated=bool(terminated),
+            inner_truncated=bool(truncated),
+            task_id=self._task_id,
+            task_exposure=self._task_exposure,
+        )
         trial_truncated = self.max_trial_steps is not None and self._trial_steps >= self.max_trial_steps
         if not (terminated or truncated):
             info["episode_index"] = self._episode_index

@@ -72,6 +72,9 @@ def make_sampler(env_cfg: EnvConfig, task_cfg: TaskConfig, seed: int) -> TaskSam
         seed=seed,
         schedule=task_cfg.schedule,
         pool_size=task_cfg.pool_size,
+        recurring_tasks=task_cfg.recurring_tasks,
+        recurring_repeats=task_cfg.recurring_repeats,
+        new_task_fraction=task_cfg.new_task_fraction,
         num_test_tasks=task_cfg.num_test_tasks,
         test_seed=task_cfg.test_seed,
     )

@@ -1,0 +1,441 @@
+"""Episodic memory that outlives trials: a differentiable neural dictionary and the epLSTM.
+
+Ritter et al. (2018), "Been There, Done That: Meta-Learning with Episodic Recall", on top of the
+differentiable neural dictionary (DND) of Pritzel et al. (2017):
+
+- :class:`EpisodicStore` holds ``(key, value)`` pairs per environment slot (``scope="env"``) or
+  one store for all slots (``scope="shared"``). Keys are context embeddings computed by the
+  policy, values are the recurrent core's state (the LSTM cell state). A lookup returns the k
+  nearest keys by Euclidean distance (one matrix product plus top-k, batched over queries) and
+  their values. A full store evicts its least recently used entry (a write or a recall counts
+  as a use). The store lives outside the autograd graph and outside the per-trial memory
+  state: trial resets do not touch it.
+- :func:`kernel_read` turns a lookup into the retrieved value with the inverse-distance kernel
+  ``w_i = k(q, h_i) / sum_j k(q, h_j)``, ``k(q, h) = 1 / (||q - h||^2 + delta)``,
+  ``m = sum_i w_i v_i``; it is differentiable with respect to the query ``q`` (the neighbours'
+  keys and values are constants). The trainer stores each step's neighbours in its rollout
+  buffer and calls it again on replay, so the replayed policy equals the acting one.
+- :class:`EpLSTMCore` is the epLSTM: an LSTM whose cell update has a third, learned
+  *reinstatement* gate that adds the retrieved cell state,
+  ``c_t = f_t * c_{t-1} + i_t * g_t + r_t * tanh(m_t)``, ``r_t = sigmoid(W_r [x_t, h_{t-1}] + b_r)``.
+- :class:`EpisodicMemory` runs a store step by step for the trainer and ``predict``: it writes the
+  pending ``(key, value)`` of the previous step when an episode (or trial) has ended, clears
+  stores as configured, and looks up the current queries.
+
+Layout: sequences are time-major ``(T, B, ...)``; store tensors are ``(S, C, ...)`` for S stores of
+capacity C.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+from memrl.memory.base import MemoryCore
+
+_EMPTY_SCORE = -1e30  # score of an empty slot: below any real one, finite so bf16 matmuls stay finite
+_BLOCK = 64  # keys per block in the two-stage top-k of large stores
+_LARGE_STORE = 16_384  # capacity from which search runs in bfloat16 with block pruning
+
+
+class Recall(NamedTuple):
+    """The k nearest neighbours of each query: ``keys (..., k, K)``, ``values (..., k, V)``, ``mask (..., k)``.
+
+    ``slots (..., k)`` are the neighbours' slots in their store (-1 where ``mask`` is False).
+    """
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    mask: torch.Tensor
+    slots: torch.Tensor
+
+
+def kernel_read(query: torch.Tensor, recall: Recall, delta: float = 1e-3) -> torch.Tensor:
+    """Inverse-distance-kernel average of the neighbours' values: ``(..., K) -> (..., V)``.
+
+    Differentiable with respect to ``query``. Rows with no valid neighbour read zeros.
+    """
+    distance = (query.unsqueeze(-2) - recall.keys).pow(2).sum(-1)  # (..., k)
+    kernel = torch.where(recall.mask, 1.0 / (distance + delta), torch.zeros_like(distance))
+    weights = kernel / kernel.sum(-1, keepdim=True).clamp(min=1e-12)
+    return (weights.unsqueeze(-1) * recall.values).sum(-2)  # (..., k, V) -> (..., V)
+
+
+class EpisodicStore:
+    """Fixed-capacity key-value stores with k-nearest-neighbour lookup and LRU eviction.
+
+    ``num_stores`` stores (one per env slot, or 1 when shared) of ``capacity`` entries each.
+    Scores are ``q . h - ||h||^2 / 2`` (largest = nearest in Euclidean distance), one matrix
+    product over the augmented keys ``[h, -||h||^2 / 2]``. Stores of ``capacity >= 16384`` search
+    in bfloat16 with a two-stage top-k (block maxima, then the best blocks' entries); the
+    neighbours' exact float32 keys are returned, so :func:`kernel_read` is exact either way.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_stores: int,
+        capacity: int,
+        key_size: int,
+        value_size: int,
+        neighbors: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if min(num_stores, capacity, key_size, value_size, neighbors) < 1:
+            raise ValueError("EpisodicStore: num_stores, capacity, key_size, value_size and neighbors must be >= 1")
+        self.num_stores, self.key_size, self.value_size = num_stores, key_size, value_size
+        self.neighbors = min(neighbors, capacity)
+        self.blocked = capacity >= _LARGE_STORE
+        self.capacity = -(-capacity // _BLOCK) * _BLOCK if self.blocked else capacity  # whole blocks
+        self.device = torch.device(device)
+        S, C = num_stores, self.capacity
+        self.keys = torch.zeros(S, C, key_size, device=self.device)
+        self.values = torch.zeros(S, C, value_size, device=self.device)
+        self.last_used = torch.full((S, C), -1, dtype=torch.long, device=self.device)  # -1: empty slot
+        self.task_ids = torch.zeros(S, C, dtype=torch.long, device=self.device)
+        self.owners = torch.zeros(S, C, dtype=torch.long, device=self.device)  # env slot that wrote each entry
+        self.clock = 0
+        search_dtype = torch.bfloat16 if self.blocked else torch.float32
+        # Search rows [h, -||h||^2/2 (high part), (low part), 1] meet query rows [q, 1, 1, -||q||^2/2]: the
+        # product is -||q - h||^2 / 2, small near the query, so a bfloat16 result keeps near neighbours apart.
+        self._search = torch.zeros(S, C, key_size + 3, dtype=search_dtype, device=self.device)
+        self._search[..., -3] = _EMPTY_SCORE
+
+    # -- queries ---------------------------------------------------------------------------
+    @property
+    def sizes(self) -> torch.Tensor:
+        """Entries held by each store, ``(S,)``."""
+        return (self.last_used >= 0).sum(1)
+
+    def _augment(self, queries: torch.Tensor) -> torch.Tensor:
+        queries = queries.float()
+        ones = torch.ones(*queries.shape[:-1], 2, device=queries.device)
+        half_norm = -0.5 * queries.pow(2).sum(-1, keepdim=True)
+        return torch.cat([queries, ones, half_norm], -1).to(self._search.dtype)  # (..., K) -> (..., K + 3)
+
+    def _set_search_rows(self, store: torch.Tensor | slice, slot: torch.Tensor | slice, keys: torch.Tensor) -> None:
+        keys = keys.float()
+        half_norm = -0.5 * keys.pow(2).sum(-1)
+        high = half_norm.to(self._search.dtype)
+        rows = torch.cat(
+            [
+                keys,
+                high.float().unsqueeze(-1),
+                (half_norm - high.float()).unsqueeze(-1),
+                torch.ones_like(half_norm).unsqueeze(-1),
+            ],
+            -1,
+        )
+        self._search[store, slot] = rows.to(self._search.dtype)
+
+    @torch.no_grad()
+    def lookup(self, queries: torch.Tensor, touch: bool = True) -> Recall:
+        """Nearest neighbours of ``queries``: ``(S, K)`` with one query per store, or ``(B, K)`` for a shared store.
+
+        ``touch`` marks the returned entries as used (LRU), as the DND does.
+        """
+        k = self.neighbors
+        if self.num_stores == 1:
+            scores = self._search[0] @ self._augment(queries).T  # (C, K+3) @ (K+3, B) -> (C, B)
+            # (B, k) nearest per query; (k, B) -> (B, k) in the direct case
+            index = self._blocked_topk(scores, queries, k) if self.blocked else scores.topk(k, dim=0).indices.T
+            store = torch.zeros_like(index)
+        else:
+            if queries.shape[0] != self.num_stores:
+                raise ValueError(
+                    f"a per-env store takes one query per store: got {queries.shape[0]} for {self.num_stores}"
+                )
+            # (S, 1, K+1) @ (S, K+1, C) -> (S, C): each env's query against its own store
+            scores = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
+            index = scores.float().topk(k, dim=1).indices  # (S, k)
+            store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
+        mask = self.last_used[store, index] >= 0
+        if touch and bool(mask.any()):
+            self.last_used[store[mask], index[mask]] = self.clock
+            self.clock += 1
+        return Recall(
+            keys=self.keys[store, index],  # (B, k, K)
+            values=self.values[store, index],  # (B, k, V)
+            mask=mask,
+            slots=torch.where(mask, index, torch.full_like(index, -1)),
+        )
+
+    def _blocked_topk(self, scores: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
+        """Top-k rows of the bfloat16 ``scores (C, B)`` per column, re-ranked exactly in float32.
+
+        The k best entries lie in the k best blocks by block maximum (2k blocks are kept against bfloat16
+        rounding); of those blocks' entries the
+        best ``4k`` by bfloat16 score are scored again exactly, which removes bfloat16's rounding
+        from the order of the returned neighbours.
+        """
+        C, B = scores.shape
+        blocks = scores.view(C // _BLOCK, _BLOCK, B).amax(1).float()  # (C/blk, B); bf16 max is exact
+        best = blocks.topk(min(2 * k, blocks.shape[0]), dim=0).indices.T  # (B, 2k) best blocks per query
+        rows = (best.unsqueeze(-1) * _BLOCK + torch.arange(_BLOCK, device=scores.device)).reshape(B, -1)  # (B, 2k*blk)
+        shortlist = scores.T.gather(1, rows).float().topk(min(4 * k, rows.shape[1]), dim=1).indices
+        rows = rows.gather(1, shortlist)  # (B, 4k)
+        keys = self.keys[0, rows]  # (B, 4k, K)
+        exact = -(keys - queries.float().unsqueeze(1)).pow(2).sum(-1)  # (B, 4k)
+        exact = torch.where(self.last_used[0, rows] >= 0, exact, _EMPTY_SCORE)
+        return rows.gather(1, exact.topk(k, dim=1).indices)  # (B, k)
+
+    def nearest_task_ids(self, recall: Recall) -> torch.Tensor:
+        """Task id of each query's nearest neighbour (-1 where the store had none), ``(B,)``."""
+        nearest = recall.slots[:, 0]
+        store = torch.zeros_like(nearest) if self.num_stores == 1 else torch.arange(nearest.shape[0])
+        slot = nearest.clamp(min=0)
+        ids = self.task_ids[store.to(self.device), slot]
+        return torch.where(recall.mask[:, 0], ids, torch.full_like(ids, -1))
+
+    # -- updates ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def write(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        store_index: torch.Tensor,
+        task_ids: torch.Tensor | None = None,
+    ) -> None:
+        """Write ``keys (W, K)`` and ``values (W, V)`` into stores ``store_index (W,)``, evicting the LRU entries.
+
+        A per-env store takes at most one write per call; a shared store takes any number.
+        """
+        W = keys.shape[0]
+        if W == 0:
+            return
+        if task_ids is None:
+            task_ids = torch.zeros(W, dtype=torch.long, device=self.device)
+        if self.num_stores == 1:
+            if self.capacity < W:  # more writes than room: the last ones win
+                keys, values, task_ids = keys[-self.capacity :], values[-self.capacity :], task_ids[-self.capacity :]
+                W = self.capacity
+            store = torch.zeros(W, dtype=torch.long, device=self.device)
+            slot = self.last_used[0].topk(W, largest=False).indices  # the W least recently used (empty first)
+        else:
+            store = store_index.to(self.device)
+            if store.unique().numel() != W:
+                raise ValueError("a per-env store takes at most one write per store per call")
+            slot = self.last_used[store].argmin(1)
+        self.keys[store, slot] = keys.to(self.keys.dtype)
+        self.values[store, slot] = values.to(self.values.dtype)
+        self.task_ids[store, slot] = task_ids.to(self.device)
+        self.owners[store, slot] = store_index.to(self.device)
+        self.last_used[store, slot] = self.clock
+        self.clock += 1
+        self._set_search_rows(store, slot, keys)
+
+    @torch.no_grad()
+    def clear(self, store_index: torch.Tensor | None = None) -> None:
+        """Empty the given stores (all when None)."""
+        index = slice(None) if store_index is None else store_index.to(self.device)
+        self.last_used[index] = -1
+        self.keys[index] = 0.0
+        self.values[index] = 0.0
+        self.task_ids[index] = 0
+        self.owners[index] = 0
+        self._search[index] = 0.0
+        self._search[index, :, -3] = _EMPTY_SCORE
+
+    @torch.no_grad()
+    def forget(self, entries: torch.Tensor) -> None:
+        """Drop the entries flagged in the ``(S, C)`` bool mask ``entries``."""
+        self.last_used[entries] = -1
+        self._search[entries] = 0.0
+        self._search[..., -3][entries] = _EMPTY_SCORE
+
+    # -- persistence -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The store as plain tensors (checkpoints hold these arrays, never pickled objects)."""
+        return {
+            "keys": self.keys.cpu().clone(),
+            "values": self.values.cpu().clone(),
+            "last_used": self.last_used.cpu().clone(),
+            "task_ids": self.task_ids.cpu().clone(),
+            "owners": self.owners.cpu().clone(),
+            "clock": torch.tensor(self.clock),
+            "neighbors": torch.tensor(self.neighbors),
+        }
+
+    @classmethod
+    def from_state_dict(cls, data: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> EpisodicStore:
+        S, C, K = data["keys"].shape
+        store = cls(
+            num_stores=S,
+            capacity=C,
+            key_size=K,
+            value_size=data["values"].shape[-1],
+            neighbors=int(data["neighbors"]),
+            device=device,
+        )
+        if store.capacity != C:
+            raise ValueError(f"stored capacity {C} is not a whole number of {_BLOCK}-key blocks")
+        store._load(data["keys"], data["values"], data["last_used"], data["task_ids"], data["owners"])
+        store.clock = int(data["clock"])
+        return store
+
+    def _load(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        last_used: torch.Tensor,
+        task_ids: torch.Tensor,
+        owners: torch.Tensor,
+    ) -> None:
+        self.keys.copy_(keys)
+        self.values.copy_(values)
+        self.last_used.copy_(last_used)
+        self.task_ids.copy_(task_ids)
+        self.owners.copy_(owners)
+        self._set_search_rows(slice(None), slice(None), self.keys)
+        self.forget(self.last_used < 0)
+
+    def resized(self, num_stores: int) -> EpisodicStore:
+        """A copy with ``num_stores`` per-env stores (store i copies store ``i % S``); a shared store copies as is."""
+        target = 1 if self.num_stores == 1 else num_stores
+        copy = EpisodicStore(
+            num_stores=target,
+            capacity=self.capacity,
+            key_size=self.key_size,
+            value_size=self.value_size,
+            neighbors=self.neighbors,
+            device=self.device,
+        )
+        source = torch.arange(target, device=self.device) % self.num_stores
+        copy._load(
+            self.keys[source], self.values[source], self.last_used[source], self.task_ids[source], self.owners[source]
+        )
+        copy.clock = self.clock
+        return copy
+
+
+class EpLSTMState(NamedTuple):
+    h: torch.Tensor  # (B, H)
+    c: torch.Tensor  # (B, H)
+    gate: torch.Tensor  # (B, H) reinstatement gate of the last step (for TensorBoard)
+
+
+class EpLSTMCore(MemoryCore):
+    """The epLSTM of Ritter et al. (2018): an LSTM with a reinstatement gate for retrieved cell states.
+
+    Its input is ``[x_t, m_t]`` with ``m_t`` (the last ``memory_size`` features) the value read
+    from the episodic store. Gates come from ``[x_t, h_{t-1}]``:
+
+        i, f, o, r = sigmoid(.), g = tanh(.)
+        c_t = f * c_{t-1} + i * g + r * tanh(m_t)
+        h_t = o * tanh(c_t)
+    """
+
+    def __init__(self, *, input_size: int, hidden_size: int, memory_size: int, num_layers: int = 1) -> None:
+        super().__init__()
+        if num_layers != 1:
+            raise ValueError("the epLSTM core has one layer; set policy.num_layers=1")
+        self.input_size, self.hidden_size, self.memory_size = input_size, hidden_size, memory_size
+        self.output_size = hidden_size
+        x_size = input_size - memory_size
+        if x_size < 1:
+            raise ValueError("EpLSTMCore: input_size must exceed memory_size")
+        self.input_map = nn.Linear(x_size, 5 * hidden_size)
+        self.hidden_map = nn.Linear(hidden_size, 5 * hidden_size, bias=False)
+        with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015); reinstatement starts half open
+            self.input_map.bias.zero_()
+            self.input_map.bias[hidden_size : 2 * hidden_size] = 1.0
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> EpLSTMState:
+        zeros = torch.zeros(batch, self.hidden_size, device=device)
+        return EpLSTMState(zeros, zeros.clone(), zeros.clone())
+
+    def forward(self, x: torch.Tensor, state: EpLSTMState, starts: torch.Tensor) -> tuple[torch.Tensor, EpLSTMState]:
+        H = self.hidden_size
+        inputs, memory = x[..., : -self.memory_size], x[..., -self.memory_size :]
+        projected = self.input_map(inputs)  # (T, B, 5H), all steps at once
+        reinstated = torch.tanh(memory)  # (T, B, H)
+        h, c, gate = state
+        outputs = []
+        for t in range(x.shape[0]):
+            keep = (~starts[t]).unsqueeze(-1).to(x.dtype)  # (B, 1): 0 resets the memory of a new trial
+            h, c = h * keep, c * keep
+            gates = projected[t] + self.hidden_map(h)  # (B, 5H)
+            i, f, o, r = torch.sigmoid(gates[:, : 4 * H]).chunk(4, dim=-1)
+            g = torch.tanh(gates[:, 4 * H :])
+            c = f * c + i * g + r * reinstated[t]
+            h = o * torch.tanh(c)
+            gate = r
+            outputs.append(h)
+        return torch.stack(outputs), EpLSTMState(h, c, gate)
+
+
+ClearPolicy = Literal["never", "trial", "eval"]
+
+
+class EpisodicMemory:
+    """Step-by-step driver of a store for one vector of envs (the trainer's or ``predict``'s).
+
+    Each step, before the policy acts: write the pending ``(key, value)`` of every env whose
+    previous step ended an episode (``write_at="episode"``, read from the ``episode_start`` flag
+    in the observation) or a trial (a trial start); with ``clear="trial"`` empty the stores of
+    envs starting a trial; then look up the current queries. After the policy acts, :meth:`remember`
+    keeps this step's key and value as the pending write.
+    """
+
+    def __init__(
+        self,
+        store: EpisodicStore,
+        *,
+        num_envs: int,
+        episode_start_index: int,
+        write_at: Literal["episode", "trial"] = "episode",
+        clear: ClearPolicy = "never",
+    ) -> None:
+        if store.num_stores not in (1, num_envs):
+            raise ValueError(f"a store with {store.num_stores} per-env stores cannot serve {num_envs} envs")
+        self.store, self.num_envs = store, num_envs
+        self.episode_start_index, self.write_at, self.clear_policy = episode_start_index, write_at, clear
+        device = store.device
+        self._pending_key = torch.zeros(num_envs, store.key_size, device=device)
+        self._pending_value = torch.zeros(num_envs, store.value_size, device=device)
+        self._pending_task = torch.zeros(num_envs, dtype=torch.long, device=device)
+        self._has_pending = torch.zeros(num_envs, dtype=torch.bool, device=device)
+        self.task_ids = torch.zeros(num_envs, dtype=torch.long, device=device)
+        """Task of each env's current trial (set by the trainer; only used to tag entries and score hits)."""
+
+    def before_step(self, obs: torch.Tensor, trial_starts: torch.Tensor) -> None:
+        """Writes and clears due before the step whose observation is ``obs (B, D)``."""
+        due = self._has_pending & trial_starts
+        if self.write_at == "episode":
+            due |= self._has_pending & (obs[:, self.episode_start_index] > 0.5)
+        if self.clear_policy == "trial" and bool(trial_starts.any()):
+            due &= ~trial_starts  # the store is about to be emptied: nothing to keep
+        rows = torch.nonzero(due).flatten()
+        if rows.numel():
+            self.store.write(self._pending_key[rows], self._pending_value[rows], rows, self._pending_task[rows])
+            self._has_pending[rows] = False
+        if self.clear_policy == "trial" and bool(trial_starts.any()):
+            self._clear_rows(torch.nonzero(trial_starts).flatten())
+
+    def _clear_rows(self, rows: torch.Tensor) -> None:
+        if self.store.num_stores > 1:
+            self.store.clear(rows)
+        else:  # shared store: forget only what these envs wrote
+            self.store.forget(torch.isin(self.store.owners, rows) & (self.store.last_used >= 0))
+
+    def lookup(self, queries: torch.Tensor) -> Recall:
+        return self.store.lookup(queries)
+
+    def remember(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """This step's ``keys (B, K)`` and ``values (B, V)``: written once the episode (or trial) turns out to end."""
+        self._pending_key.copy_(keys)
+        self._pending_value.copy_(values)
+        self._pending_task.copy_(self.task_ids)
+        self._has_pending[:] = True
+
+
+__all__ = [
+    "EpLSTMCore",
+    "EpLSTMState",
+    "EpisodicMemory",
+    "EpisodicStore",
+    "Recall",
+    "kernel_read",
+]

@@ -1,0 +1,326 @@
+"""Episodic recall (memrl.memory.episodic): the store, the kernel read, the epLSTM, schedules, persistence."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_model
+
+from memrl.config import ConfigError, EnvConfig, PPOConfig, TaskConfig, load_config
+from memrl.memory.base import reset_state
+from memrl.memory.episodic import EpisodicMemory, EpisodicStore, EpLSTMCore, Recall, kernel_read
+from memrl.tasks import TaskSampler, task_key
+from memrl.tasks.vec import make_sampler
+
+BARCODE = EnvConfig(
+    id="memrl/BarcodeBandit-v0",
+    kwargs={"n_arms": 4, "barcode_bits": 8},
+    episodes_per_trial=4,
+    num_envs=4,
+)
+RECURRING = TaskConfig(schedule="recurring", recurring_tasks=2, recurring_repeats=3, num_test_tasks=20)
+
+
+def episodic(**overrides: object) -> dict:
+    base = {"mode": "reinstate", "key_size": 8, "neighbors": 2, "capacity": 50, "write_at": "trial"}
+    return {**base, **overrides}
+
+
+def make_store(capacity: int = 8, num_stores: int = 1, neighbors: int = 1, key_size: int = 4) -> EpisodicStore:
+    return EpisodicStore(num_stores=num_stores, capacity=capacity, key_size=key_size, value_size=3, neighbors=neighbors)
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capacity", [64, 20_000], ids=["float32-search", "bfloat16-blocked-search"])
+def test_nearest_key_returns_its_own_value(capacity: int) -> None:
+    """Looking up a stored key finds that entry first, and kernel_read returns (almost only) its value."""
+    torch.manual_seed(0)
+    store = make_store(capacity=capacity, neighbors=4, key_size=16)
+    keys, values = torch.randn(50, 16), torch.randn(50, 3)
+    store.write(keys, values, torch.zeros(50, dtype=torch.long))
+    recall = store.lookup(keys[:10])
+    stored_slot = {tuple(store.keys[0, i].tolist()): i for i in range(store.capacity) if store.last_used[0, i] >= 0}
+    for q in range(10):
+        assert recall.slots[q, 0] == stored_slot[tuple(keys[q].tolist())]
+        assert torch.equal(recall.values[q, 0], values[q])
+    read = kernel_read(keys[:10], recall, delta=1e-6)
+    torch.testing.assert_close(read, values[:10], atol=1e-4, rtol=1e-4)
+
+
+def test_large_store_lookup_matches_exact_search() -> None:
+    """The two-stage bfloat16 search of a large store finds the exact nearest neighbour of random queries."""
+    torch.manual_seed(1)
+    store = make_store(capacity=20_000, neighbors=4, key_size=32)
+    keys = torch.randn(20_000, 32)
+    store.write(keys, torch.zeros(20_000, 3), torch.zeros(20_000, dtype=torch.long))
+    queries = torch.randn(32, 32)
+    recall = store.lookup(queries, touch=False)
+    distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)  # (Q, C)
+    exact = distances.argmin(1)
+    assert torch.equal(recall.slots[:, 0], exact)
+
+
+def test_eviction_removes_the_least_recently_used_entry() -> None:
+    """A full store overwrites the entry whose last write or recall is oldest."""
+    store = make_store(capacity=3)
+    keys = torch.eye(4)[:3] * 5
+    for i in range(3):
+        store.write(keys[i : i + 1], torch.full((1, 3), float(i)), torch.zeros(1, dtype=torch.long))
+    store.lookup(keys[0:1])  # entry 0 is recalled: now entry 1 is the least recently used
+    store.write(torch.full((1, 4), -5.0), torch.full((1, 3), 9.0), torch.zeros(1, dtype=torch.long))
+    kept = sorted(store.values[0, :, 0].tolist())
+    assert kept == [0.0, 2.0, 9.0]
+
+
+def test_per_env_stores_are_separate_and_clear_only_flagged() -> None:
+    """Per-env stores answer each env from its own entries; clear() empties only the given stores."""
+    store = make_store(capacity=4, num_stores=2)
+    store.write(torch.ones(2, 4), torch.tensor([[1.0] * 3, [2.0] * 3]), torch.tensor([0, 1]))
+    recall = store.lookup(torch.ones(2, 4))
+    assert recall.values[:, 0, 0].tolist() == [1.0, 2.0]
+    store.clear(torch.tensor([0]))
+    assert store.sizes.tolist() == [0, 1]
+    recall = store.lookup(torch.ones(2, 4))
+    assert recall.mask[:, 0].tolist() == [False, True]
+    assert torch.equal(kernel_read(torch.ones(2, 4), recall)[0], torch.zeros(3))  # nothing recalled: zeros
+
+
+def test_kernel_read_is_differentiable_in_the_query() -> None:
+    """Gradients reach the query through the inverse-distance kernel, finite and non-zero."""
+    keys = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+    recall = Recall(keys, torch.tensor([[[1.0], [-1.0]]]), torch.tensor([[True, True]]), torch.tensor([[0, 1]]))
+    query = torch.tensor([[0.2, 0.1]], requires_grad=True)
+    kernel_read(query, recall).sum().backward()
+    assert query.grad is not None and torch.isfinite(query.grad).all() and query.grad.abs().sum() > 0
+
+
+# -- the epLSTM --------------------------------------------------------------------------------
+
+
+def test_eplstm_step_by_step_equals_unroll_and_reset_is_per_env() -> None:
+    torch.manual_seed(0)
+    core = EpLSTMCore(input_size=7, hidden_size=5, memory_size=5)
+    x = torch.randn(6, 3, 7)
+    starts = torch.zeros(6, 3, dtype=torch.bool)
+    starts[3, 1] = True
+    state = core.initial_state(3)
+    y_all, final = core(x, state, starts)
+    steps = []
+    for t in range(6):
+        y, state = core(x[t : t + 1], state, starts[t : t + 1])
+        steps.append(y)
+    torch.testing.assert_close(torch.cat(steps), y_all)
+    torch.testing.assert_close(state.c, final.c)
+    # A reset at step 3 of env 1 makes its output independent of steps 0-2.
+    x2 = x.clone()
+    x2[:3, 1] = torch.randn(3, 7)
+    y2, _ = core(x2, core.initial_state(3), starts)
+    torch.testing.assert_close(y2[3:, 1], y_all[3:, 1])
+    assert not torch.allclose(y2[:3, 1], y_all[:3, 1])
+    torch.testing.assert_close(y2[:, 0], y_all[:, 0])
+    cleared = reset_state(final, core.initial_state(3), torch.tensor([True, False, False]))
+    assert cleared.c[0].abs().sum() == 0 and torch.equal(cleared.c[1:], final.c[1:])
+
+
+def test_reinstatement_adds_the_recalled_state() -> None:
+    """With the other gates shut, the cell state is r * tanh(m): the recalled value comes back."""
+    core = EpLSTMCore(input_size=3, hidden_size=2, memory_size=2)
+    with torch.no_grad():
+        core.input_map.weight.zero_()
+        core.hidden_map.weight.zero_()
+        core.input_map.bias.copy_(torch.tensor([-50.0, -50, -50, -50, 0, 0, 50, 50, 0, 0]))  # i, f, o shut; r open
+    memory = torch.tensor([[[0.5, -0.3]]])
+    x = torch.cat([torch.ones(1, 1, 1), memory], -1)
+    _, state = core(x, core.initial_state(1), torch.ones(1, 1, dtype=torch.bool))
+    torch.testing.assert_close(state.c, torch.tanh(memory[0]), atol=1e-6, rtol=0)
+    assert state.gate.min() > 0.99
+
+
+# -- the driver: writes, clear policies ---------------------------------------------------------
+
+
+def run_memory(memory: EpisodicMemory, episode_starts: list[bool], trial_starts: list[bool]) -> None:
+    for t, (episode_start, trial_start) in enumerate(zip(episode_starts, trial_starts, strict=True)):
+        obs = torch.tensor([[float(episode_start)]])
+        memory.before_step(obs, torch.tensor([trial_start]))
+        memory.remember(torch.full((1, 4), float(t)), torch.full((1, 3), float(t)))
+
+
+@pytest.mark.parametrize(
+    ("write_at", "clear", "expected"),
+    [("episode", "never", [1.0, 3.0, 4.0]), ("trial", "never", [3.0]), ("episode", "trial", [4.0])],
+)
+def test_writes_follow_write_at_and_clear_policy(write_at: str, clear: str, expected: list[float]) -> None:
+    """Steps 0-5; inner episodes end after steps 1, 3 and 4; a new trial starts at step 4.
+
+    ``episode``: the last step of every episode is written; ``trial``: only the trial's last
+    step; ``clear=trial`` empties the store when the new trial starts.
+    """
+    memory = EpisodicMemory(make_store(), num_envs=1, episode_start_index=0, write_at=write_at, clear=clear)  # type: ignore[arg-type]
+    episode_starts = [True, False, True, False, True, True]
+    trial_starts = [True, False, False, False, True, False]
+    run_memory(memory, episode_starts, trial_starts)
+    written = sorted(memory.store.values[0, memory.store.last_used[0] >= 0, 0].tolist())
+    assert written == expected
+
+
+def test_recurring_schedule_plays_each_task_r_times_per_bag() -> None:
+    """A bag has exactly m * r trials with each of its m tasks r times, exposures counting 0..r-1."""
+    sampler = make_sampler(BARCODE, dataclasses.replace(RECURRING, recurring_tasks=3, recurring_repeats=4), 0)
+    stream = sampler.stream("train", 0, 1)
+    draws = [(task_key(stream.next()), stream.last_exposure) for _ in range(12)]
+    counts = Counter(key for key, _ in draws)
+    assert len(counts) == 3 and set(counts.values()) == {4}
+    for key in counts:
+        assert [exposure for k, exposure in draws if k == key] == [0, 1, 2, 3]
+    next_bag = {task_key(stream.next()) for _ in range(12)}
+    assert not next_bag & set(counts)  # the next epoch draws new tasks
+    assert not {k for k in counts} & {task_key(t) for t in sampler.test_tasks}
+
+
+def test_mixed_schedule_has_the_asked_fraction_of_new_tasks() -> None:
+    sampler = make_sampler(BARCODE, dataclasses.replace(RECURRING, new_task_fraction=0.5), 0)
+    stream = sampler.stream("train", 0, 1)
+    exposures = []
+    for _ in range(2000):
+        stream.next()
+        exposures.append(stream.last_exposure)
+    # Half the trials are fresh (exposure 0); of the bag's trials, 1 in r is a first exposure.
+    new = np.mean(np.asarray(exposures) == 0)
+    assert abs(new - (0.5 + 0.5 / 3)) < 0.04
+
+
+def test_recurring_test_split_uses_only_test_tasks_and_is_deterministic() -> None:
+    sampler = TaskSampler(make_sampler(BARCODE, RECURRING, 0).distribution, schedule="recurring", num_test_tasks=30)
+    first = [task_key(sampler.stream("test", 1, 4).next()) for _ in range(1)]
+    a, b = sampler.stream("test", 1, 4), sampler.stream("test", 1, 4)
+    keys_a, keys_b = [task_key(a.next()) for _ in range(40)], [task_key(b.next()) for _ in range(40)]
+    assert keys_a == keys_b and keys_a[0] == first[0]
+    assert set(keys_a) <= {task_key(t) for t in sampler.test_tasks}
+
+
+# -- the policy and trainer --------------------------------------------------------------------
+
+
+def test_gradients_flow_to_the_query_encoder() -> None:
+    """The PPO loss reaches the key encoder through the kernel read of replayed neighbours."""
+    model = build_model(BARCODE, tasks=RECURRING, core="lstm", episodic=episodic())
+    model.learn(4 * 4 * 6)  # fill the stores
+    rollout = model.collect_rollout(_NullCallback(model))
+    assert rollout is not None and rollout["recall"].mask.any()
+    policy = model.policy
+    policy.zero_grad()
+    state = policy.initial_state(4)
+    starts = rollout["starts"].clone()
+    starts[0] = True
+    out = policy(rollout["observations"], state, starts, rollout["recall"])
+    out.params.sum().backward()
+    grad = policy.key_encoder[0].weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+class _NullCallback:
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def on_rollout_start(self) -> None: ...
+
+    def on_rollout_end(self) -> None: ...
+
+    def update_locals(self, _: dict) -> None: ...
+
+    def on_step(self) -> bool:
+        return True
+
+
+def test_first_minibatch_ratio_is_one_with_the_store() -> None:
+    """Replaying the stored neighbours reproduces the acting policy exactly."""
+    model = build_model(BARCODE, tasks=RECURRING, core="lstm", episodic=episodic())
+    model.learn(4 * 4 * 8)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    assert model.diagnostics["episodic_store_size"] > 0
+    assert 0.0 <= model.diagnostics["episodic_hit_rate"] <= 1.0
+
+
+@pytest.mark.parametrize("mode,core", [("input", "gru"), ("input", "lstm")])
+def test_input_mode_trains_with_recurrent_cores(mode: str, core: str) -> None:
+    model = build_model(BARCODE, tasks=RECURRING, core=core, episodic=episodic(mode=mode))
+    model.learn(4 * 4 * 4)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    assert model.episodic_store is not None and int(model.episodic_store.sizes.sum()) > 0
+
+
+def test_checkpoint_round_trip_restores_the_store_exactly(tmp_path: Path) -> None:
+    model = build_model(BARCODE, tasks=RECURRING, core="lstm", episodic=episodic())
+    model.learn(4 * 4 * 5)
+    model.save(tmp_path / "checkpoint.pt")
+    loaded = type(model).load(tmp_path / "checkpoint.pt")
+    assert model.episodic_store is not None and loaded.episodic_store is not None
+    for name, tensor in model.episodic_store.state_dict().items():
+        assert torch.equal(tensor, loaded.episodic_store.state_dict()[name]), name
+    queries = torch.randn(4, 8)
+    a, b = model.episodic_store.lookup(queries, False), loaded.episodic_store.lookup(queries, False)
+    assert torch.equal(a.slots, b.slots) and torch.equal(a.values, b.values)
+
+
+@pytest.mark.parametrize("clear,expect_empty", [("eval", True), ("never", False)])
+def test_evaluation_store_follows_clear_policy(clear: str, expect_empty: bool) -> None:
+    """predict(state=None) starts an inference store: empty with clear=eval, else a copy of the training store."""
+    model = build_model(BARCODE, tasks=RECURRING, core="lstm", episodic=episodic(clear=clear))
+    model.learn(4 * 4 * 5)
+    assert model.episodic_store is not None
+    before = model.episodic_store.state_dict()
+    obs = np.zeros((4, model.observation_space.shape[0]), dtype=np.float32)  # type: ignore[index]
+    model.predict(obs, state=None, episode_start=np.ones(4, dtype=bool))
+    memory = model._inference_memory
+    assert memory is not None and memory.store is not model.episodic_store
+    assert (int(memory.store.sizes.sum()) == 0) == expect_empty
+    for name, tensor in model.episodic_store.state_dict().items():  # evaluation never touches the training store
+        assert torch.equal(tensor, before[name])
+
+
+def test_reinstate_needs_an_lstm_core(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("policy: {core: gru, episodic: {mode: reinstate}}\n")
+    with pytest.raises(ConfigError, match="policy.core=lstm"):
+        load_config(path)
+
+
+def test_short_training_recalls_recurring_barcodes() -> None:
+    """After a short training, the first pull on a recurring barcode beats chance (1/4) clearly.
+
+    Without the store the first pull of a trial carries no information about the barcode's arm, so
+    any policy without memory across trials stays at 1/4 in expectation.
+    """
+    env = dataclasses.replace(BARCODE, num_envs=32, trial_progress=True)
+    tasks = dataclasses.replace(RECURRING, recurring_tasks=4, recurring_repeats=4)
+    ppo = PPOConfig(learning_rate=2e-3, n_steps=4, n_epochs=4, num_minibatches=2, gamma=1.0, gae_lambda=0.9)
+    model = build_model(env, ppo, tasks=tasks, core="lstm", hidden_size=32, episodic=episodic(), embed_sizes=[32])
+    model.learn(60_000)
+    first_pull = first_episode_returns(model, env, make_sampler(env, tasks, 0), trials_per_env=32)
+    recurring = [r for r, exposure in first_pull if exposure > 0]
+    assert len(recurring) > 500
+    assert np.mean(recurring) > 0.5, np.mean(recurring)
+
+
+def first_episode_returns(model: object, env_cfg: EnvConfig, sampler: TaskSampler, trials_per_env: int) -> list:
+    """(first-episode return, task exposure) of every trial of a test-split run."""
+    from memrl.tasks.vec import make_vec_env
+
+    env = make_vec_env(env_cfg, sampler, split="test", num_envs=env_cfg.num_envs, seed=1)
+    obs, state, starts = env.reset(), None, np.ones(env_cfg.num_envs, dtype=bool)
+    results, finished = [], np.zeros(env_cfg.num_envs, dtype=int)
+    while finished.min() < trials_per_env:
+        actions, state = model.predict(obs, state=state, episode_start=starts)  # type: ignore[attr-defined]
+        obs, _, starts, infos = env.step(actions)
+        for i in np.flatnonzero(starts):
+            results.append((infos[i]["episode_returns"][0], infos[i]["task_exposure"]))
+            finished[i] += 1
+    return results
