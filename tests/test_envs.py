@@ -9,7 +9,7 @@ import memrl.envs  # noqa: F401  (registers the memrl/ envs)
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from memrl.envs import BanditEnv, PointNavEnv, TabularMDPEnv
+from memrl.envs import BanditEnv, BarcodeBanditEnv, PointNavEnv, TabularMDPEnv
 
 from memrl.tasks import TrialWrapper
 
@@ -129,8 +129,13 @@ def test_env_randomness_comes_from_its_own_generator(env_id: str) -> None:
             ],
         ),
         (PointNavEnv(), [{}, {"goal": [1.0]}, {"goal": [0.0, float("nan")]}, {"goal": [[0.0, 1.0]]}]),
+        (
+            BarcodeBanditEnv(n_arms=3, barcode_bits=4),
+            [{}, {"barcode": [0, 1, 0], "arm": 0}, {"barcode": [0, 1, 0, 2], "arm": 0}, {"barcode": [0] * 4, "arm": 3}],
+        ),
+        (BanditEnv(n_arms=2, context_bits=3), [{"probs": [0.1, 0.2]}, {"probs": [0.1, 0.2], "context": [1, 0]}]),
     ],
-    ids=["bandit", "mdp", "point_nav"],
+    ids=["bandit", "mdp", "point_nav", "barcode", "bandit-context"],
 )
 def test_set_task_rejects_malformed_tasks(env: gym.Env, bad_tasks: list[dict]) -> None:
     """A malformed task is a ValueError, and the previous task stays in force."""
@@ -142,7 +147,7 @@ def test_set_task_rejects_malformed_tasks(env: gym.Env, bad_tasks: list[dict]) -
         assert env.get_task() == good
 
 
-@pytest.mark.parametrize("env_cls", [BanditEnv, TabularMDPEnv, PointNavEnv])
+@pytest.mark.parametrize("env_cls", [BanditEnv, TabularMDPEnv, PointNavEnv, BarcodeBanditEnv])
 def test_get_task_before_any_task_is_an_error(env_cls: type) -> None:
     """get_task before set_task/reset raises a RuntimeError saying what to call."""
     with pytest.raises(RuntimeError, match="set_task"):
@@ -160,6 +165,11 @@ def test_get_task_before_any_task_is_an_error(env_cls: type) -> None:
         (PointNavEnv, {"horizon": 0}),
         (PointNavEnv, {"max_step": 0.0}),
         (PointNavEnv, {"goal_radius": -1.0}),
+        (BarcodeBanditEnv, {"n_arms": 1}),
+        (BarcodeBanditEnv, {"barcode_bits": 0}),
+        (BarcodeBanditEnv, {"reward_prob": 0.0}),
+        (BanditEnv, {"context_bits": -1}),
+        (TabularMDPEnv, {"context_bits": -2}),
     ],
 )
 def test_constructors_validate_arguments(env_cls: type, kwargs: dict) -> None:
@@ -242,3 +252,23 @@ def test_point_nav_goals_lie_on_upper_half_circle() -> None:
     goals = np.array([t["goal"] for t in PointNavEnv(goal_radius=2.0).sample_tasks(50, np.random.default_rng(0))])
     np.testing.assert_allclose(np.linalg.norm(goals, axis=1), 2.0)
     assert np.all(goals[:, 1] >= 0.0)
+
+
+def test_barcode_pays_only_its_arm_and_shows_its_barcode() -> None:
+    env = BarcodeBanditEnv(n_arms=4, barcode_bits=5)
+    env.set_task({"barcode": [1, 0, 1, 1, 0], "arm": 2})
+    obs, _ = env.reset(seed=0)
+    assert obs.tolist() == [1, 0, 1, 1, 0]
+    rewards = [env.step(a)[1] for a in range(4)]
+    assert rewards == [0.0, 0.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("env_cls", [BanditEnv, TabularMDPEnv])
+def test_context_bits_show_the_task_context(env_cls: type) -> None:
+    """The recurring variants append the task's context bits to every observation."""
+    env = env_cls(context_bits=6)
+    task = env.sample_tasks(1, np.random.default_rng(3))[0]
+    env.set_task(task)
+    obs, _ = env.reset(seed=0)
+    assert obs[-6:].tolist() == task["context"] and env.get_task()["context"] == task["context"]
+    assert env.step(0)[0][-6:].tolist() == task["context"]
