@@ -366,7 +366,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
     origin = get_origin(tp)
     if origin is Literal:
-        if value in get_args(tp):
+        if isinstance(value, bool):  # YAML 1.1 reads a bare off/on (no/yes) as a boolean
+            value = {False: "off", True: "on"}[value] if {"off", "on"} & set(get_args(tp)) else value
+        if value in get_args(tp) and not isinstance(value, bool):
             return value
     elif origin in (Union, types.UnionType):
         for option in get_args(tp):

@@ -183,3 +183,13 @@ def test_default_config_is_valid() -> None:
     """Config() with all defaults passes validation and round-trips through JSON-like dicts."""
     cfg = Config().validate()
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_bare_off_in_yaml_or_set_means_the_string_off(tmp_path: Path) -> None:
+    """PyYAML reads a bare ``off`` as False; a Literal that offers 'off' takes it as 'off'."""
+    path = tmp_path / "c.yaml"
+    path.write_text("policy: {episodic: {mode: off}}\n")
+    assert load_config(path).policy.episodic.mode == "off"
+    assert load_config(path, ["policy.episodic.mode=off"]).policy.episodic.mode == "off"
+    with pytest.raises(ConfigError, match="policy.core"):
+        load_config(path, ["policy.core=off"])
