@@ -161,8 +161,9 @@ class GittinsAgent(BanditAgent):
         self._table = gittins_index_table(pulls)
 
     def act(self, successes: np.ndarray, failures: np.ndarray, pulls_left: int, rng: np.random.Generator) -> np.ndarray:
-        if self._table is None or self._table.shape[0] <= successes.sum(axis=1).max() + pulls_left - 1:
-            self.prepare(successes.shape[1], int(successes[0].sum() + failures[0].sum()) + pulls_left)
+        needed = int(successes[0].sum() + failures[0].sum()) + pulls_left  # the trial's length n
+        if self._table is None or self._table.shape[0] <= needed:
+            self.prepare(successes.shape[1], needed)
         assert self._table is not None
         index = self._table[successes.astype(np.int64), failures.astype(np.int64), pulls_left]
         return argmax_random_ties(index, rng)
