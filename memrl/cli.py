@@ -85,6 +85,11 @@ def _eval(args: argparse.Namespace) -> int:
         f"± {result.stderr:.3f} (stderr), 95% CI [{result.ci95[0]:.3f}, {result.ci95[1]:.3f}] "
         f"({time.perf_counter() - started:.0f}s)"
     )
+    for row in result.by_exposure:  # schedules where tasks recur
+        print(
+            f"  exposure {row['exposure']} ({row['trials']} trials): first episode {row['first_episode_mean']:.3f} "
+            f"± {row['first_episode_stderr']:.3f}, trial {row['trial_mean']:.3f} ± {row['trial_stderr']:.3f}"
+        )
     print(f"wrote {json_path} and {png_path}")
     return 0
 

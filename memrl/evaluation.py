@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +37,9 @@ class EvalResult:
     per_episode_mean: list[float]
     per_episode_stderr: list[float]
     trial_returns: list[float]
+    by_exposure: list[dict[str, float]] = field(default_factory=list)
+    """Under schedules where tasks recur: per exposure number (0 = the slot's first trial of the task),
+    the number of trials and the mean (and standard error) of their first-episode and trial returns."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,8 +54,14 @@ def mean_stderr(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean()), stderr
 
 
-def summarize(split: str, trial_returns: np.ndarray, episode_returns: np.ndarray) -> EvalResult:
-    """Aggregate ``(N,)`` trial returns and ``(N, k)`` per-episode returns (nan where absent)."""
+def summarize(
+    split: str, trial_returns: np.ndarray, episode_returns: np.ndarray, exposures: np.ndarray | None = None
+) -> EvalResult:
+    """Aggregate ``(N,)`` trial returns and ``(N, k)`` per-episode returns (nan where absent).
+
+    ``exposures (N,)`` (how often each trial's task had been played before) adds ``by_exposure``
+    when some task recurred.
+    """
     mean, stderr = mean_stderr(trial_returns)
     per_episode = [mean_stderr(col[~np.isnan(col)]) for col in episode_returns.T]
     return EvalResult(
@@ -64,7 +73,31 @@ def summarize(split: str, trial_returns: np.ndarray, episode_returns: np.ndarray
         per_episode_mean=[m for m, _ in per_episode],
         per_episode_stderr=[s for _, s in per_episode],
         trial_returns=[float(x) for x in trial_returns],
+        by_exposure=_by_exposure(trial_returns, episode_returns, exposures),
     )
+
+
+def _by_exposure(
+    trial_returns: np.ndarray, episode_returns: np.ndarray, exposures: np.ndarray | None
+) -> list[dict[str, float]]:
+    if exposures is None or not np.any(exposures > 0):
+        return []
+    rows = []
+    for exposure in np.unique(exposures):
+        chosen = exposures == exposure
+        first_mean, first_stderr = mean_stderr(episode_returns[chosen, 0])
+        trial_mean, trial_stderr = mean_stderr(trial_returns[chosen])
+        rows.append(
+            {
+                "exposure": int(exposure),
+                "trials": int(chosen.sum()),
+                "first_episode_mean": first_mean,
+                "first_episode_stderr": first_stderr,
+                "trial_mean": trial_mean,
+                "trial_stderr": trial_stderr,
+            }
+        )
+    return rows
 
 
 def evaluate(
@@ -81,7 +114,7 @@ def evaluate(
     """Run ``trials`` trials, one per task of ``split``, with the model's memory carried within each."""
     if trials < 1:
         raise ConfigError(f"the number of evaluation trials must be at least 1, got {trials}")
-    if split == "test" and trials > len(sampler.test_tasks):
+    if split == "test" and sampler.schedule != "recurring" and trials > len(sampler.test_tasks):
         raise ConfigError(
             f"asked for {trials} test trials but the test split holds {len(sampler.test_tasks)} tasks; "
             "raise tasks.num_test_tasks or ask for fewer trials"
@@ -91,6 +124,7 @@ def evaluate(
     quota = np.array([len(range(i, trials, n)) for i in range(n)])  # trials slot i must finish
     finished = np.zeros(n, dtype=int)
     k = config.env.episodes_per_trial
+    exposures = np.zeros(trials, dtype=int)
     trial_returns = np.full(trials, np.nan)
     episode_returns = np.full((trials, k), np.nan)
     torch.manual_seed(seed)
@@ -111,10 +145,11 @@ def evaluate(
                 trial_returns[index] = infos[i]["episode"]["r"]
                 returns = infos[i].get("episode_returns", [])[:k]
                 episode_returns[index, : len(returns)] = returns
+                exposures[index] = infos[i].get("task_exposure", 0)
                 finished[i] += 1
         starts = dones
     env.close()
-    return summarize(split, trial_returns, episode_returns)
+    return summarize(split, trial_returns, episode_returns, exposures)
 
 
 MEMORY_VIEWS = "memory"
