@@ -344,3 +344,58 @@ def test_cli_bad_input_exits_2_with_a_clear_message(
     err = capsys.readouterr().err
     assert err.startswith("memrl baselines: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "baselines.json").exists()
+
+
+class FixedAction(M.MDPAgent):
+    """Always action ``a`` (a plan whose Q-values single it out)."""
+
+    name, label = "fixed", "Fixed"
+
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def plan(self, stats: M.MDPStats, horizon: int, rng: np.random.Generator) -> np.ndarray:
+        q = np.zeros((stats.visits.shape[0], horizon, *stats.visits.shape[1:]))
+        q[..., self.action] = 1.0
+        return q
+
+
+def test_simulators_draw_like_the_envs() -> None:
+    """The vectorised play loops and the Gymnasium envs give the same returns on the same test task."""
+    import gymnasium as gym
+
+    mdp_cfg = EnvConfig(id="memrl/TabularMDP-v0", episodes_per_trial=1)
+    task = make_sampler(mdp_cfg, TaskConfig(num_test_tasks=1), 0).test_tasks[0]
+    env = gym.make("memrl/TabularMDP-v0").unwrapped
+    env.set_task(task)  # type: ignore[attr-defined]
+    env.reset(seed=0)
+    episodes = 3000
+    env_returns = []
+    for _ in range(episodes):
+        env.reset()
+        env_returns.append(sum(env.step(2)[1] for _ in range(10)))
+    sim, _ = M.play_mdp(
+        FixedAction(2),
+        np.repeat(np.array([task["transitions"]]), episodes, 0),
+        np.repeat(np.array([task["reward_means"]]), episodes, 0),
+        episodes=1,
+        horizon=10,
+        rng=np.random.default_rng(0),
+    )
+    (env_mean, env_se), (sim_mean, sim_se) = mean_stderr(np.array(env_returns)), mean_stderr(sim)
+    assert abs(env_mean - sim_mean) < 4 * math.hypot(env_se, sim_se)
+
+    bandit = gym.make("memrl/Bandit-v0").unwrapped
+    bandit.set_task({"probs": [0.2, 0.7, 0.4, 0.9, 0.1]})  # type: ignore[attr-defined]
+    bandit.reset(seed=0)
+    env_pulls = np.array([bandit.step(1)[1] for _ in range(4000)])
+
+    class ArmOne(B.BanditAgent):
+        name, label = "arm_one", "Arm 1"
+
+        def act(self, successes: np.ndarray, failures: np.ndarray, left: int, rng: np.random.Generator) -> np.ndarray:
+            return np.ones(successes.shape[0], dtype=np.int64)
+
+    sim, _ = B.play_bandit(ArmOne(), np.array([[0.2, 0.7, 0.4, 0.9, 0.1]] * 400), 10, np.random.default_rng(0))
+    (env_mean, env_se), (sim_mean, sim_se) = mean_stderr(env_pulls), mean_stderr(sim / 10)
+    assert abs(env_mean - sim_mean) < 4 * math.hypot(env_se, sim_se) and abs(sim_mean - 0.7) < 0.03
