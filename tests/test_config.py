@@ -193,3 +193,14 @@ def test_bare_off_in_yaml_or_set_means_the_string_off(tmp_path: Path) -> None:
     assert load_config(path, ["policy.episodic.mode=off"]).policy.episodic.mode == "off"
     with pytest.raises(ConfigError, match="policy.core"):
         load_config(path, ["policy.core=off"])
+
+
+def test_pyproject_lists_every_package() -> None:
+    """A non-editable install ships every memrl package (setuptools' list is explicit)."""
+    import tomllib
+
+    listed = set(tomllib.loads(Path("pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        "memrl." + str(p.parent.relative_to("memrl")).replace("/", ".") for p in Path("memrl").glob("*/__init__.py")
+    }
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
