@@ -150,15 +150,17 @@ class MANNCore(MemoryCore):
         return y, state
 
     def memory_views(self, states: list[MANNState]) -> dict[str, np.ndarray]:
-        """Slot x time heat maps of env 0 over ``states`` (one per step), each ``(rows, T)`` in [0, 1]."""
+        """Slot x time heat maps of env 0 over ``states`` (one per step), each ``(rows, T)`` in [0, 1]:
+        weightings and usage scaled by their maximum over the trial (so that spread weightings still
+        show their structure), gates unscaled."""
         steps = len(states)
         read_weights = torch.stack([s.read_weights[0] for s in states], dim=-1)  # (R, N, T)
         write_weights = torch.stack([s.write_weights[0] for s in states], dim=-1)  # (R, N, T)
         usage = torch.stack([s.usage[0] for s in states], dim=-1)  # (N, T)
         gates = torch.stack([s.gates[0] for s in states], dim=-1)  # (R, T)
         return {
-            "read_weights": heat_map(read_weights.reshape(-1, steps).cpu().numpy(), scale=1.0),
-            "write_weights": heat_map(write_weights.reshape(-1, steps).cpu().numpy(), scale=1.0),
+            "read_weights": heat_map(read_weights.reshape(-1, steps).cpu().numpy()),
+            "write_weights": heat_map(write_weights.reshape(-1, steps).cpu().numpy()),
             "usage": heat_map(usage.cpu().numpy()),
             "least_used": heat_map(torch.stack([s.least_used[0] for s in states], dim=-1).cpu().numpy(), scale=1.0),
             "gates": heat_map(gates.cpu().numpy(), scale=1.0),

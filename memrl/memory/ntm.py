@@ -288,12 +288,14 @@ class NTMCore(MemoryCore):
         return y, NTMState(h, c, memory, weights[:, :R], weights[:, R], reads, gate)
 
     def memory_views(self, states: list[NTMState]) -> dict[str, np.ndarray]:
-        """Slot x time heat maps of env 0 over ``states`` (one per step), each ``(rows, T)`` in [0, 1]."""
+        """Slot x time heat maps of env 0 over ``states`` (one per step), each ``(rows, T)`` in [0, 1]:
+        weightings and usage scaled by their maximum over the trial (so that spread weightings still
+        show their structure), gates unscaled."""
         read_weights = torch.stack([s.read_weights[0] for s in states], dim=-1)  # (R, N, T)
         write_weights = torch.stack([s.write_weights[0] for s in states], dim=-1)  # (N, T)
         gates = torch.stack([s.gates[0] for s in states], dim=-1)  # (R+1, T)
         return {
-            "read_weights": heat_map(read_weights.reshape(-1, len(states)).cpu().numpy(), scale=1.0),
-            "write_weights": heat_map(write_weights.cpu().numpy(), scale=1.0),
+            "read_weights": heat_map(read_weights.reshape(-1, len(states)).cpu().numpy()),
+            "write_weights": heat_map(write_weights.cpu().numpy()),
             "gates": heat_map(gates.cpu().numpy(), scale=1.0),
         }
