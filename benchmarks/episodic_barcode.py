@@ -1,9 +1,11 @@
 """Episodic recall on the barcode bandit: first-pull reward by exposure, and a 50%-recurring schedule.
 
-Evaluates trained runs on the held-out test barcodes (``tasks.test_seed``), never on training tasks:
+Evaluates trained runs on their held-out test barcodes (``tasks.test_seed``, the split their training
+tasks were kept apart from), never on training tasks. Trials of one barcode are correlated (the
+standard errors treat them as independent), so read the per-exposure curves across barcodes:
 
 1. *Recurring schedule* (the runs' own: bags of m barcodes, each r times): every env slot plays
-   ``--bags`` whole bags; the reward of the first pull of a trial is averaged per exposure number
+   one whole bag; the reward of the first pull of a trial is averaged per exposure number
    (0 = the first time the slot meets the barcode). An agent that recalls past trials pulls the
    right arm from the second exposure on; one without memory across trials stays at chance (1/k).
 2. *Mixed schedule* (``tasks.new_task_fraction=0.5``): half the trials are fresh barcodes; mean
@@ -33,18 +35,30 @@ from memrl.tasks.vec import make_sampler
 from memrl.train import load_model, read_run_config
 
 
-def evaluate_run(run_dir: Path, *, new_task_fraction: float | None, bags: int, num_envs: int, seed: int) -> dict:
+def evaluate_run(run_dir: Path, *, new_task_fraction: float | None, seed: int) -> dict:
+    """Evaluate on the run's own test split (the one its training tasks were kept apart from).
+
+    Each env slot enumerates its share of the test tasks; the number of slots is chosen so that no
+    slot runs out of tasks (its enumeration would wrap around): under the recurring schedule a slot
+    plays one bag (m tasks, m * r trials); under the mixed schedule it plays m * r / (1 - p) trials,
+    which need about m + p * m * r / (1 - p) distinct tasks.
+    """
     cfg = read_run_config(run_dir)
     tasks = (
         cfg.tasks if new_task_fraction is None else dataclasses.replace(cfg.tasks, new_task_fraction=new_task_fraction)
     )
     if tasks.schedule != "recurring":
         raise SystemExit(f"{run_dir}: trained with tasks.schedule={tasks.schedule!r}; this benchmark needs 'recurring'")
+    m, p = tasks.recurring_tasks, tasks.new_task_fraction
+    trials_per_slot = round(m * tasks.recurring_repeats / (1 - p))
+    tasks_per_slot = m + int(np.ceil(1.2 * p * trials_per_slot))  # 20% slack for the random share of new tasks
+    num_envs = max(1, tasks.num_test_tasks // tasks_per_slot)
     sampler = make_sampler(cfg.env, tasks, cfg.train.seed)
     model = load_model(run_dir, cfg)
-    per_bag = tasks.recurring_tasks * tasks.recurring_repeats
     started = time.perf_counter()
-    result = evaluate(model, cfg, sampler, split="test", trials=num_envs * per_bag * bags, num_envs=num_envs, seed=seed)
+    result = evaluate(
+        model, cfg, sampler, split="test", trials=num_envs * trials_per_slot, num_envs=num_envs, seed=seed
+    )
     rows = result.by_exposure
     recurring = [r for r in rows if r["exposure"] >= 1]
     new = [r for r in rows if r["exposure"] == 0]
@@ -103,20 +117,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="runs evaluated on their own schedule")
     parser.add_argument("--mixed-runs", nargs="*", type=Path, default=[], help="runs evaluated with 50%% new tasks")
-    parser.add_argument("--bags", type=int, default=1, help="whole bags of m*r trials per env slot")
-    parser.add_argument("--num-envs", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    recurring = [
-        evaluate_run(r, new_task_fraction=None, bags=args.bags, num_envs=args.num_envs, seed=args.seed)
-        for r in args.runs
-    ]
-    mixed = [
-        evaluate_run(r, new_task_fraction=0.5, bags=args.bags, num_envs=args.num_envs, seed=args.seed)
-        for r in args.mixed_runs
-    ]
+    recurring = [evaluate_run(r, new_task_fraction=None, seed=args.seed) for r in args.runs]
+    mixed = [evaluate_run(r, new_task_fraction=0.5, seed=args.seed) for r in args.mixed_runs]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "episodic_barcode.json").write_text(json.dumps({"recurring": recurring, "mixed": mixed}, indent=2))
     n_arms = read_run_config(args.runs[0]).env.kwargs.get("n_arms", 10)

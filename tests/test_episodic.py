@@ -206,6 +206,18 @@ def test_recurring_test_split_uses_only_test_tasks_and_is_deterministic() -> Non
     assert set(keys_a) <= {task_key(t) for t in sampler.test_tasks}
 
 
+def test_test_split_exposures_stay_truthful_when_the_enumeration_wraps() -> None:
+    """With 6 test tasks and 2 slots, a slot has 3 tasks: a later "fresh" draw is a recurring one."""
+    tasks = dataclasses.replace(RECURRING, recurring_tasks=2, recurring_repeats=1, num_test_tasks=6)
+    stream = make_sampler(BARCODE, tasks, 0).stream("test", 0, 2)
+    seen: Counter[str] = Counter()
+    for _ in range(12):
+        key = task_key(stream.next())
+        assert stream.last_exposure == seen[key]
+        seen[key] += 1
+    assert len(seen) == 3
+
+
 # -- the policy and trainer --------------------------------------------------------------------
 
 

@@ -22,6 +22,9 @@ that collide with a test task are redrawn, so the two sets are disjoint even for
 distributions. Test streams enumerate the test list: slot ``i`` of ``n`` plays tasks
 ``i, i + n, i + 2n, ...``; under ``recurring`` the test stream fills its bags (and its fresh
 tasks) from that same enumeration, so evaluation is deterministic and slots never share tasks.
+A slot's enumeration wraps around after ``num_test_tasks / n`` tasks; test exposures count over
+the whole stream, so a wrapped task is reported as recurring, never as new (raise
+``tasks.num_test_tasks`` when evaluating many trials per slot under ``recurring``).
 """
 
 from __future__ import annotations
@@ -53,7 +56,10 @@ class TaskStream:
         self._count = 0  # tasks taken from this slot's enumeration of the test list
         self._bag: list[int] = []  # indices into _bag_tasks, in the order they will be played
         self._bag_tasks: list[Task] = []
-        self._seen: dict[str, int] = {}  # task key -> trials played (pool tasks, or the current bag)
+        # task key -> trials played: pool tasks; under ``recurring``, every test task (a test slot's
+        # enumeration wraps around after len(test_tasks) / num_slots tasks, so a "fresh" test task
+        # may be one it played before) and the current epoch's train tasks.
+        self._seen: dict[str, int] = {}
         self.last_exposure = 0
         """How many times this stream had handed out its last task before (0: a new task)."""
 
@@ -76,14 +82,15 @@ class TaskStream:
         sampler = self.sampler
         if sampler.schedule == "recurring":
             if sampler.new_task_fraction > 0 and self._rng.random() < sampler.new_task_fraction:
-                self.last_exposure = 0
-                return self._fresh()
-            if not self._bag:  # a new epoch: m fresh tasks, each r times, shuffled
-                self._bag_tasks = [self._fresh() for _ in range(sampler.recurring_tasks)]
-                self._bag = list(np.repeat(np.arange(sampler.recurring_tasks), sampler.recurring_repeats))
-                self._rng.shuffle(self._bag)
-                self._seen.clear()
-            task = self._bag_tasks[int(self._bag.pop())]
+                task = self._fresh()
+            else:
+                if not self._bag:  # a new epoch: m fresh tasks, each r times, shuffled
+                    if self.split == "train":
+                        self._seen.clear()  # fresh train draws are new with near certainty: keep the count small
+                    self._bag_tasks = [self._fresh() for _ in range(sampler.recurring_tasks)]
+                    self._bag = list(np.repeat(np.arange(sampler.recurring_tasks), sampler.recurring_repeats))
+                    self._rng.shuffle(self._bag)
+                task = self._bag_tasks[int(self._bag.pop())]
             self._count_exposure(task)
             return task
         if self.split == "train" and sampler.schedule == "pool":
