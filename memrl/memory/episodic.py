@@ -349,17 +349,22 @@ class EpLSTMCore(MemoryCore):
     def forward(self, x: torch.Tensor, state: EpLSTMState, starts: torch.Tensor) -> tuple[torch.Tensor, EpLSTMState]:
         H = self.hidden_size
         inputs, memory = x[..., : -self.memory_size], x[..., -self.memory_size :]
-        projected = self.input_map(inputs)  # (T, B, 5H), all steps at once
-        reinstated = torch.tanh(memory)  # (T, B, H)
+        # All steps' input projections at once; unbind (not [t]) so backward stacks the step gradients
+        # once instead of filling a (T, B, 5H) zero tensor per step.
+        projected = self.input_map(inputs).unbind(0)  # T x (B, 5H)
+        reinstated = torch.tanh(memory).unbind(0)  # T x (B, H)
         h, c, gate = state
+        resets = starts.any(dim=1).tolist()  # one sync; mask only at the steps where a trial starts
         outputs = []
         for t in range(x.shape[0]):
-            keep = (~starts[t]).unsqueeze(-1).to(x.dtype)  # (B, 1): 0 resets the memory of a new trial
-            h, c = h * keep, c * keep
-            gates = projected[t] + self.hidden_map(h)  # (B, 5H)
-            i, f, o, r = torch.sigmoid(gates[:, : 4 * H]).chunk(4, dim=-1)
-            g = torch.tanh(gates[:, 4 * H :])
-            c = f * c + i * g + r * reinstated[t]
+            if resets[t]:
+                keep = (~starts[t]).unsqueeze(-1).to(x.dtype)  # (B, 1): 0 resets the memory of a new trial
+                h, c = h * keep, c * keep
+            gates = torch.addmm(projected[t], h, self.hidden_map.weight.T)  # (B, 5H)
+            sigmoid_part, tanh_part = gates.split([4 * H, H], dim=1)
+            i, f, o, r = torch.sigmoid(sigmoid_part).chunk(4, dim=-1)
+            g = torch.tanh(tanh_part)
+            c = torch.addcmul(torch.addcmul(f * c, i, g), r, reinstated[t])  # f*c + i*g + r*tanh(m)
             h = o * torch.tanh(c)
             gate = r
             outputs.append(h)
