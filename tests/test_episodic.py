@@ -149,7 +149,7 @@ def test_reinstatement_adds_the_recalled_state() -> None:
 def run_memory(memory: EpisodicMemory, episode_starts: list[bool], trial_starts: list[bool]) -> None:
     for t, (episode_start, trial_start) in enumerate(zip(episode_starts, trial_starts, strict=True)):
         obs = torch.tensor([[float(episode_start)]])
-        memory.before_step(obs, torch.tensor([trial_start]))
+        memory.step(obs, torch.tensor([trial_start]), torch.zeros(1, 4))
         memory.remember(torch.full((1, 4), float(t)), torch.full((1, 3), float(t)))
 
 

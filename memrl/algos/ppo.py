@@ -309,8 +309,7 @@ class MetaPPO(BaseAlgorithm):
         per_episode = cfg.advantage_boundary == "episode"
         state = self._rollout_state
         memory = self._training_memory() if policy.episodic_on else None
-        recalls: list[Recall] = []
-        hits, gates = [], []
+        recalls: list[Recall] = []  # each step's neighbours, replayed in the update
         policy.train(False)
         callback.on_rollout_start()
         for t in range(T):
@@ -320,23 +319,12 @@ class MetaPPO(BaseAlgorithm):
             obs = torch.from_numpy(observations[t : t + 1]).to(device)  # (1, B, D)
             start = torch.from_numpy(starts[t : t + 1]).to(device)  # (1, B)
             with torch.no_grad():
-                recall = None
-                if memory is not None:
-                    memory.before_step(obs[0], start[0])
-                    step_recall = memory.lookup(policy.episodic_query(obs[0]))
-                    recalls.append(step_recall)
-                    nearest = memory.store.nearest_task_ids(step_recall)
-                    found = nearest >= 0
-                    if bool(found.any()):
-                        hits.append((nearest[found] == memory.task_ids[found]).float().mean())
-                    recall = Recall(*(x.unsqueeze(0) for x in step_recall))  # (B, k, ...) -> (1, B, k, ...)
+                recall = None if memory is None else memory.step(obs[0], start[0], policy.episodic_query(obs[0]))
                 out = policy(obs, state, start, recall)
                 if memory is not None:
-                    assert out.query is not None and out.memory_value is not None
-                    memory.remember(out.query[0], out.memory_value)
-                    gate = getattr(out.state.actor, "gate", None)
-                    if gate is not None:
-                        gates.append(gate.mean())
+                    assert recall is not None and out.query is not None and out.memory_value is not None
+                    recalls.append(recall)
+                    memory.remember(out.query[0], out.memory_value, getattr(out.state.actor, "gate", None))
                 params = out.params[0]
                 action = policy.action_head.sample(params)
                 log_probs[t] = policy.action_head.log_prob(params, action)
@@ -367,9 +355,7 @@ class MetaPPO(BaseAlgorithm):
                 last_recall = Recall(*(x.unsqueeze(0) for x in memory.store.lookup(policy.episodic_query(obs), False)))
             last_values = policy(obs.unsqueeze(0), state, start.unsqueeze(0), last_recall).values[0]
         if memory is not None:
-            self.diagnostics["episodic_store_size"] = float(memory.store.sizes.float().mean())
-            self.diagnostics["episodic_hit_rate"] = float(torch.stack(hits).mean()) if hits else float("nan")
-            self.diagnostics["episodic_gate"] = float(torch.stack(gates).mean()) if gates else float("nan")
+            self.diagnostics.update(memory.pop_stats())
         callback.update_locals(locals())
         callback.on_rollout_end()
         return {
@@ -383,7 +369,7 @@ class MetaPPO(BaseAlgorithm):
             "bootstrap": bootstrap,
             "last_values": last_values,
             "chunk_states": chunk_states,
-            "recall": Recall(*(torch.stack(parts) for parts in zip(*recalls, strict=True))) if recalls else None,
+            "recall": Recall(*(torch.cat(parts) for parts in zip(*recalls, strict=True))) if recalls else None,
             "steps": T * B,
         }
 
@@ -632,8 +618,7 @@ class MetaPPO(BaseAlgorithm):
                 memory = self._inference_memory
                 if state_given is False or memory is None or memory.num_envs != batch:
                     memory = self._inference_memory = self._memory_for(self._inference_store(batch), batch)
-                memory.before_step(obs_t, starts_t)
-                recall = Recall(*(x.unsqueeze(0) for x in memory.lookup(self.policy.episodic_query(obs_t))))
+                recall = memory.step(obs_t, starts_t, self.policy.episodic_query(obs_t))
             out = self.policy(obs_t.unsqueeze(0), state, starts_t.unsqueeze(0), recall)
             if recall is not None:
                 assert self._inference_memory is not None and out.query is not None and out.memory_value is not None

@@ -20,7 +20,7 @@ differentiable neural dictionary (DND) of Pritzel et al. (2017):
   ``c_t = f_t * c_{t-1} + i_t * g_t + r_t * tanh(m_t)``, ``r_t = sigmoid(W_r [x_t, h_{t-1}] + b_r)``.
 - :class:`EpisodicMemory` runs a store step by step for the trainer and ``predict``: it writes the
   pending ``(key, value)`` of the previous step when an episode (or trial) has ended, clears
-  stores as configured, and looks up the current queries.
+  stores as configured, looks up the current queries, and counts hits for TensorBoard.
 
 Layout: sequences are time-major ``(T, B, ...)``; store tensors are ``(S, C, ...)`` for S stores of
 capacity C.
@@ -377,11 +377,11 @@ ClearPolicy = Literal["never", "trial", "eval"]
 class EpisodicMemory:
     """Step-by-step driver of a store for one vector of envs (the trainer's or ``predict``'s).
 
-    Each step, before the policy acts: write the pending ``(key, value)`` of every env whose
-    previous step ended an episode (``write_at="episode"``, read from the ``episode_start`` flag
-    in the observation) or a trial (a trial start); with ``clear="trial"`` empty the stores of
-    envs starting a trial; then look up the current queries. After the policy acts, :meth:`remember`
-    keeps this step's key and value as the pending write.
+    Each step, before the policy acts (:meth:`step`): write the pending ``(key, value)`` of every env
+    whose previous step ended an episode (``write_at="episode"``, read from the ``episode_start`` flag
+    in the observation) or a trial (a trial start); with ``clear="trial"`` empty the stores of envs
+    starting a trial; then look up the current queries. After the policy acts, :meth:`remember` keeps
+    this step's key and value as the pending write.
     """
 
     def __init__(
@@ -404,9 +404,23 @@ class EpisodicMemory:
         self._has_pending = torch.zeros(num_envs, dtype=torch.bool, device=device)
         self.task_ids = torch.zeros(num_envs, dtype=torch.long, device=device)
         """Task of each env's current trial (set by the trainer; only used to tag entries and score hits)."""
+        self._hits, self._recalls = 0, 0
+        self._gates: list[float] = []
 
-    def before_step(self, obs: torch.Tensor, trial_starts: torch.Tensor) -> None:
-        """Writes and clears due before the step whose observation is ``obs (B, D)``."""
+    def step(self, obs: torch.Tensor, trial_starts: torch.Tensor, queries: torch.Tensor) -> Recall:
+        """The recall for the step whose observation is ``obs (B, D)``, as ``(1, B, k, ...)``.
+
+        First the writes and clears that are due before it, then the lookup of ``queries (B, K)``.
+        """
+        self._before_step(obs, trial_starts)
+        recall = self.store.lookup(queries)
+        nearest = self.store.nearest_task_ids(recall)
+        found = nearest >= 0
+        self._hits += int((nearest[found] == self.task_ids[found]).sum())
+        self._recalls += int(found.sum())
+        return Recall(*(x.unsqueeze(0) for x in recall))  # (B, k, ...) -> (1, B, k, ...)
+
+    def _before_step(self, obs: torch.Tensor, trial_starts: torch.Tensor) -> None:
         due = self._has_pending & trial_starts
         if self.write_at == "episode":
             due |= self._has_pending & (obs[:, self.episode_start_index] > 0.5)
@@ -425,15 +439,31 @@ class EpisodicMemory:
         else:  # shared store: forget only what these envs wrote
             self.store.forget(torch.isin(self.store.owners, rows) & (self.store.last_used >= 0))
 
-    def lookup(self, queries: torch.Tensor) -> Recall:
-        return self.store.lookup(queries)
+    def remember(self, keys: torch.Tensor, values: torch.Tensor, gate: torch.Tensor | None = None) -> None:
+        """This step's ``keys (B, K)`` and ``values (B, V)``: written once the episode (or trial) turns out to end.
 
-    def remember(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """This step's ``keys (B, K)`` and ``values (B, V)``: written once the episode (or trial) turns out to end."""
+        ``gate`` (the reinstatement gate, if the core has one) only feeds :meth:`pop_stats`.
+        """
         self._pending_key.copy_(keys)
         self._pending_value.copy_(values)
         self._pending_task.copy_(self.task_ids)
         self._has_pending[:] = True
+        if gate is not None:
+            self._gates.append(float(gate.mean()))
+
+    def pop_stats(self) -> dict[str, float]:
+        """Store size, hit rate and mean gate since the last call.
+
+        The hit rate is the fraction of recalls whose nearest entry belongs to the env's current task.
+        """
+        stats = {
+            "episodic_store_size": float(self.store.sizes.float().mean()),
+            "episodic_hit_rate": self._hits / self._recalls if self._recalls else float("nan"),
+            "episodic_gate": sum(self._gates) / len(self._gates) if self._gates else float("nan"),
+        }
+        self._hits = self._recalls = 0
+        self._gates = []
+        return stats
 
 
 __all__ = [
