@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import numpy as np
 
@@ -33,26 +33,18 @@ def posterior_mean(successes: np.ndarray, failures: np.ndarray) -> np.ndarray:
     return (successes + 1.0) / (successes + failures + 2.0)
 
 
-class BanditAgent(ABC):
-    """A bandit baseline: one arm per trial from the posterior counts.
+class Tunable:
+    """An agent with at most one constant tuned on training tasks.
 
-    Tunable agents name their constant in ``parameter`` and list its candidates in ``grid``; the
+    Tunable agents name the constant in ``parameter`` and list its candidates in ``grid``; the
     evaluation protocol picks the value on training tasks only (``memrl.baselines.protocol.tune``).
     """
 
     name: ClassVar[str]
-    label: ClassVar[str]
     parameter: ClassVar[str | None] = None
     grid: ClassVar[tuple[float, ...]] = ()
 
-    def prepare(self, n_arms: int, pulls: int) -> None:  # noqa: B027  (optional hook)
-        """Precompute whatever depends on the setting (index tables); called before a batch of trials."""
-
-    @abstractmethod
-    def act(self, successes: np.ndarray, failures: np.ndarray, pulls_left: int, rng: np.random.Generator) -> np.ndarray:
-        """Arms ``(B,)`` to pull now."""
-
-    def with_value(self, value: float) -> BanditAgent:
+    def with_value(self, value: float) -> Self:
         """A copy with the tuned constant ``parameter`` set to ``value`` (tunable agents only)."""
         if self.parameter is None:
             raise TypeError(f"{self.name} has no tuned constant")
@@ -62,6 +54,19 @@ class BanditAgent(ABC):
 
     def params(self) -> dict[str, float]:
         return {} if self.parameter is None else {self.parameter: float(getattr(self, self.parameter))}
+
+
+class BanditAgent(Tunable, ABC):
+    """A bandit baseline: one arm per trial from the posterior counts."""
+
+    label: ClassVar[str]
+
+    def prepare(self, n_arms: int, pulls: int) -> None:  # noqa: B027  (optional hook)
+        """Precompute whatever depends on the setting (index tables); called before a batch of trials."""
+
+    @abstractmethod
+    def act(self, successes: np.ndarray, failures: np.ndarray, pulls_left: int, rng: np.random.Generator) -> np.ndarray:
+        """Arms ``(B,)`` to pull now."""
 
 
 class RandomAgent(BanditAgent):

@@ -17,7 +17,6 @@ paper-table agents and 1 (the task distribution's) in the ``*_true_prior`` ones 
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from memrl.baselines.bandit import argmax_random_ties
+from memrl.baselines.bandit import Tunable, argmax_random_ties
 
 PAPER_REWARD_PRIOR_MEAN = 0.0
 """Mean of the prior on each mean reward in the Duan et al. setup as memrl reproduces it: N(0, 1).
@@ -118,13 +117,10 @@ def optimistic_value_iteration(
     return q
 
 
-class MDPAgent(ABC):
+class MDPAgent(Tunable, ABC):
     """A tabular-MDP baseline: a plan per episode from the trial's statistics, greedy actions on it."""
 
-    name: ClassVar[str]
     label: ClassVar[str]
-    parameter: ClassVar[str | None] = None
-    grid: ClassVar[tuple[float, ...]] = ()
     reward_prior_mean: float = PAPER_REWARD_PRIOR_MEAN
     bayesian: ClassVar[bool] = False
     """Whether the agent's model uses the reward prior (reported in ``params``)."""
@@ -137,16 +133,8 @@ class MDPAgent(ABC):
         """Actions ``(B,)`` from ``q_step (B, S, A)``, the plan's Q-values for this step of the episode."""
         return argmax_random_ties(q_step[np.arange(states.size), states], rng)
 
-    def with_value(self, value: float) -> MDPAgent:
-        """A copy with the tuned constant ``parameter`` set to ``value``."""
-        if self.parameter is None:
-            raise TypeError(f"{self.name} has no tuned constant")
-        agent = copy.copy(self)
-        setattr(agent, self.parameter, float(value))
-        return agent
-
     def params(self) -> dict[str, float]:
-        values = {} if self.parameter is None else {self.parameter: float(getattr(self, self.parameter))}
+        values = super().params()
         if self.bayesian:
             values["reward_prior_mean"] = self.reward_prior_mean
         return values
