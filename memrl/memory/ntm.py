@@ -228,10 +228,9 @@ class NTMCore(MemoryCore):
         weights = torch.zeros(batch, self.read_heads + 1, self.slots, device=device)
         weights[:, :, 0] = 1.0  # every head starts on slot 0, so shifts have a place to move from
         memory = initial_memory(self.memory_bias, batch, self.slots, self.width, device)
-        zeros = torch.zeros(batch, self.hidden_size, device=device)
         return NTMState(
-            controller_h=zeros,
-            controller_c=zeros,
+            controller_h=torch.zeros(batch, self.hidden_size, device=device),
+            controller_c=torch.zeros(batch, self.hidden_size, device=device),
             memory=memory,
             read_weights=weights[:, : self.read_heads],
             write_weights=weights[:, self.read_heads],
