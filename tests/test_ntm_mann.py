@@ -383,3 +383,26 @@ def test_cli_train_then_eval_writes_memory_weighting_images(kind: str, tmp_path:
     if kind == "mann":
         assert "memory/usage" in images
     assert all(h >= 32 and w >= 100 for h, w in images.values())
+
+
+@pytest.mark.parametrize("kind", ["gru", "ntm", "mann"])
+def test_record_memory_views_over_one_trial(kind: str) -> None:
+    """Views are (rows, steps of one trial) images in [0, 1] for NTM/MANN, and absent for a GRU."""
+    from memrl.config import Config
+    from memrl.evaluation import record_memory_views
+
+    env_cfg = bandit_env_cfg(num_envs=2)
+    memory = {"slots": 8, "width": 4, "read_heads": 1}
+    model = build_model(env_cfg, core=kind, **({"memory": memory} if kind != "gru" else {}))
+    sampler = make_sampler(env_cfg, TaskConfig(num_test_tasks=20), seed=0)
+    views = record_memory_views(model, Config(env=env_cfg), sampler)
+    if kind == "gru":
+        assert views == {}
+        return
+    expected = {"read_weights", "write_weights", "gates"} | ({"usage", "least_used"} if kind == "mann" else set())
+    assert set(views) == expected
+    steps = env_cfg.episodes_per_trial  # one-step bandit episodes
+    for name, view in views.items():
+        assert view.ndim == 2 and view.shape[1] == steps, name
+        assert view.min() >= 0.0 and view.max() <= 1.0 and np.isfinite(view).all(), name
+    assert views["read_weights"].shape[0] == 8 and views["gates"].shape[0] == (2 if kind == "ntm" else 1)
