@@ -28,6 +28,9 @@ capacity C.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 import torch
@@ -61,6 +64,28 @@ def kernel_read(query: torch.Tensor, recall: Recall, delta: float = 1e-3) -> tor
     kernel = torch.where(recall.mask, 1.0 / (distance + delta), torch.zeros_like(distance))
     weights = kernel / kernel.sum(-1, keepdim=True).clamp(min=1e-12)
     return (weights.unsqueeze(-1) * recall.values).sum(-2)  # (..., k, V) -> (..., V)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _search_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads that each run torch single-threaded (torch's thread count is per thread)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="memrl-store", initializer=torch.set_num_threads, initargs=(1,)
+        )
+    return _POOLS[workers]
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class EpisodicStore:
@@ -137,10 +162,12 @@ class EpisodicStore:
         ``touch`` marks the returned entries as used (LRU), as the DND does.
         """
         k = self.neighbors
-        if self.num_stores == 1:
+        if self.num_stores == 1 and self.blocked:
+            index = self._blocked_topk(queries, k)  # (B, k)
+            store = torch.zeros_like(index)
+        elif self.num_stores == 1:
             scores = self._search[0] @ self._augment(queries).T  # (C, K+3) @ (K+3, B) -> (C, B)
-            # (B, k) nearest per query; (k, B) -> (B, k) in the direct case
-            index = self._blocked_topk(scores, queries, k) if self.blocked else scores.topk(k, dim=0).indices.T
+            index = scores.topk(k, dim=0).indices.T  # (k, B) -> (B, k)
             store = torch.zeros_like(index)
         else:
             if queries.shape[0] != self.num_stores:
@@ -162,18 +189,44 @@ class EpisodicStore:
             slots=torch.where(mask, index, torch.full_like(index, -1)),
         )
 
-    def _blocked_topk(self, scores: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
-        """Top-k rows of the bfloat16 ``scores (C, B)`` per column, re-ranked exactly in float32.
+    def _blocked_topk(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        """The k nearest entries of each query in a large shared store, ``(B, k)``.
 
-        The k best entries lie in the k best blocks by block maximum (2k blocks are kept against bfloat16
-        rounding); of those blocks' entries the
-        best ``4k`` by bfloat16 score are scored again exactly, which removes bfloat16's rounding
-        from the order of the returned neighbours.
+        Stage 1 scores every entry in bfloat16 and keeps each block's maximum; the k best entries lie
+        in the k best blocks (2k are kept against bfloat16 rounding). Stage 2 takes those blocks'
+        best ``4k`` entries by bfloat16 score and ranks them again exactly in float32.
+
+        Stage 1 runs on as many single-threaded workers as the calling thread's torch thread count,
+        over contiguous ranges of blocks handed out as workers free up: one join per lookup instead
+        of an OpenMP barrier per operation, so a busy core slows a lookup down instead of stalling
+        it (with the second core taken by a training job, OpenMP's two threads took 140 ms).
         """
-        C, B = scores.shape
-        blocks = scores.view(C // _BLOCK, _BLOCK, B).amax(1).float()  # (C/blk, B); bf16 max is exact
-        best = blocks.topk(min(2 * k, blocks.shape[0]), dim=0).indices.T  # (B, 2k) best blocks per query
-        rows = (best.unsqueeze(-1) * _BLOCK + torch.arange(_BLOCK, device=scores.device)).reshape(B, -1)  # (B, 2k*blk)
+        B, device = queries.shape[0], self.device
+        C = self.capacity
+        augmented = self._augment(queries).T.contiguous()  # (K+3, B)
+        scores = torch.empty(C, B, dtype=self._search.dtype, device=device)
+        blocks = torch.empty(C // _BLOCK, B, dtype=self._search.dtype, device=device)
+
+        def score(part: tuple[int, int]) -> None:
+            first, last = part[0] * _BLOCK, part[1] * _BLOCK
+            torch.mm(self._search[0, first:last], augmented, out=scores[first:last])  # (c, K+3) @ (K+3, B)
+            torch.amax(scores[first:last].view(-1, _BLOCK, B), dim=1, out=blocks[part[0] : part[1]])
+
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+        # 4 ranges per worker, handed out as workers free up: a worker on a busy core takes fewer.
+        bounds = torch.linspace(0, C // _BLOCK, 4 * workers + 1).round().long().tolist()
+        parts = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        if workers > 1:
+            list(_search_pool(workers).map(score, parts))
+        else:
+            score((0, C // _BLOCK))
+        with _single_thread():  # the rest is small: no barriers for a busy core to stall
+            return self._rerank(scores, blocks, queries, k)
+
+    def _rerank(self, scores: torch.Tensor, blocks: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
+        B, device = queries.shape[0], self.device
+        best = blocks.float().topk(min(2 * k, blocks.shape[0]), dim=0).indices.T  # (B, 2k) best blocks per query
+        rows = (best.unsqueeze(-1) * _BLOCK + torch.arange(_BLOCK, device=device)).reshape(B, -1)  # (B, 2k*blk)
         shortlist = scores.T.gather(1, rows).float().topk(min(4 * k, rows.shape[1]), dim=1).indices
         rows = rows.gather(1, shortlist)  # (B, 4k)
         keys = self.keys[0, rows]  # (B, 4k, K)
