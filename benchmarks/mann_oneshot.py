@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--presentations", type=int, default=10)
     parser.add_argument("--dim", type=int, default=20)
     parser.add_argument("--noise", type=float, default=0.3, help="std of the per-sample Gaussian noise")
-    parser.add_argument("--iterations", type=int, default=4000)
+    parser.add_argument("--iterations", type=int, default=8000)
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds of training per model, at most")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-2)
