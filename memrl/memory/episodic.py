@@ -39,7 +39,7 @@ from torch import nn
 from memrl.memory.base import MemoryCore
 
 _EMPTY_SCORE = -1e30  # score of an empty slot: below any real one, finite so bf16 matmuls stay finite
-_BLOCK = 64  # keys per block in the two-stage top-k of large stores
+_BLOCK = 32  # keys per block in the two-stage top-k of large stores
 _LARGE_STORE = 16_384  # capacity from which search runs in bfloat16 with block pruning
 
 
@@ -127,6 +127,7 @@ class EpisodicStore:
         # product is -||q - h||^2 / 2, small near the query, so a bfloat16 result keeps near neighbours apart.
         self._search = torch.zeros(S, C, key_size + 3, dtype=search_dtype, device=self.device)
         self._search[..., -3] = _EMPTY_SCORE
+        self._score_buffers: tuple[torch.Tensor, torch.Tensor] | None = None  # scratch of the blocked search
 
     # -- queries ---------------------------------------------------------------------------
     @property
@@ -165,6 +166,8 @@ class EpisodicStore:
         if self.num_stores == 1 and self.blocked:
             index = self._blocked_topk(queries, k)  # (B, k)
             store = torch.zeros_like(index)
+            with _single_thread():  # small gathers: OpenMP wake-ups would cost more than they save
+                return self._recall(store, index, touch)
         elif self.num_stores == 1:
             scores = self._search[0] @ self._augment(queries).T  # (C, K+3) @ (K+3, B) -> (C, B)
             index = scores.topk(k, dim=0).indices.T  # (k, B) -> (B, k)
@@ -178,13 +181,17 @@ class EpisodicStore:
             scores = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
             index = scores.float().topk(k, dim=1).indices  # (S, k)
             store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
-        mask = self.last_used[store, index] >= 0
+        return self._recall(store, index, touch)
+
+    def _recall(self, store: torch.Tensor, index: torch.Tensor, touch: bool) -> Recall:
+        flat = (store * self.capacity + index).flatten()  # (B*k,) rows of the (S*C, ...) tables
+        mask = (self.last_used.view(-1).index_select(0, flat) >= 0).view(index.shape)
         if touch and bool(mask.any()):
-            self.last_used[store[mask], index[mask]] = self.clock
+            self.last_used.view(-1)[flat[mask.flatten()]] = self.clock
             self.clock += 1
         return Recall(
-            keys=self.keys[store, index],  # (B, k, K)
-            values=self.values[store, index],  # (B, k, V)
+            keys=self.keys.view(-1, self.key_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, K)
+            values=self.values.view(-1, self.value_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, V)
             mask=mask,
             slots=torch.where(mask, index, torch.full_like(index, -1)),
         )
@@ -196,16 +203,21 @@ class EpisodicStore:
         in the k best blocks (2k are kept against bfloat16 rounding). Stage 2 takes those blocks'
         best ``4k`` entries by bfloat16 score and ranks them again exactly in float32.
 
-        Stage 1 runs on as many single-threaded workers as the calling thread's torch thread count,
-        over contiguous ranges of blocks handed out as workers free up: one join per lookup instead
-        of an OpenMP barrier per operation, so a busy core slows a lookup down instead of stalling
-        it (with the second core taken by a training job, OpenMP's two threads took 140 ms).
+        Stage 1 splits the blocks into as many contiguous ranges as the calling thread's torch thread
+        count; the calling thread scores the first and single-threaded workers the others: one join
+        per lookup instead of an OpenMP barrier per operation, so a busy core slows a lookup down
+        instead of stalling it (with the second core taken by a training job, OpenMP's two threads
+        took 140 ms).
         """
         B, device = queries.shape[0], self.device
         C = self.capacity
         augmented = self._augment(queries).T.contiguous()  # (K+3, B)
-        scores = torch.empty(C, B, dtype=self._search.dtype, device=device)
-        blocks = torch.empty(C // _BLOCK, B, dtype=self._search.dtype, device=device)
+        if self._score_buffers is None or self._score_buffers[0].shape[1] != B:  # reused: no page faults per call
+            self._score_buffers = (
+                torch.empty(C, B, dtype=self._search.dtype, device=device),
+                torch.empty(C // _BLOCK, B, dtype=self._search.dtype, device=device),
+            )
+        scores, blocks = self._score_buffers
 
         def score(part: tuple[int, int]) -> None:
             first, last = part[0] * _BLOCK, part[1] * _BLOCK
@@ -213,25 +225,26 @@ class EpisodicStore:
             torch.amax(scores[first:last].view(-1, _BLOCK, B), dim=1, out=blocks[part[0] : part[1]])
 
         workers = torch.get_num_threads() if device.type == "cpu" else 1
-        # 4 ranges per worker, handed out as workers free up: a worker on a busy core takes fewer.
-        bounds = torch.linspace(0, C // _BLOCK, 4 * workers + 1).round().long().tolist()
+        bounds = torch.linspace(0, C // _BLOCK, workers + 1).round().long().tolist()
         parts = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        if workers > 1:
-            list(_search_pool(workers).map(score, parts))
-        else:
-            score((0, C // _BLOCK))
-        with _single_thread():  # the rest is small: no barriers for a busy core to stall
+        with _single_thread():  # the calling thread scores the first range itself, then does the small rest
+            pending = [_search_pool(len(parts) - 1).submit(score, part) for part in parts[1:]] if parts[1:] else []
+            score(parts[0])
+            for future in pending:
+                future.result()
             return self._rerank(scores, blocks, queries, k)
 
     def _rerank(self, scores: torch.Tensor, blocks: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
         B, device = queries.shape[0], self.device
-        best = blocks.float().topk(min(2 * k, blocks.shape[0]), dim=0).indices.T  # (B, 2k) best blocks per query
+        per_query = blocks.T.float().contiguous()  # (C/blk, B) -> (B, C/blk), contiguous rows for top-k
+        best = per_query.topk(min(2 * k, per_query.shape[1]), dim=1).indices  # (B, 2k) best blocks per query
         rows = (best.unsqueeze(-1) * _BLOCK + torch.arange(_BLOCK, device=device)).reshape(B, -1)  # (B, 2k*blk)
-        shortlist = scores.T.gather(1, rows).float().topk(min(4 * k, rows.shape[1]), dim=1).indices
-        rows = rows.gather(1, shortlist)  # (B, 4k)
-        keys = self.keys[0, rows]  # (B, 4k, K)
+        columns = torch.arange(B, device=device).unsqueeze(1)
+        candidates = torch.take(scores, rows * B + columns).float()  # scores[rows[b, j], b]: (B, 2k*blk)
+        rows = rows.gather(1, candidates.topk(min(4 * k, rows.shape[1]), dim=1).indices)  # (B, 4k)
+        keys = self.keys[0].index_select(0, rows.flatten()).view(B, -1, self.key_size)  # (B, 4k, K)
         exact = -(keys - queries.float().unsqueeze(1)).pow(2).sum(-1)  # (B, 4k)
-        exact = torch.where(self.last_used[0, rows] >= 0, exact, _EMPTY_SCORE)
+        exact = torch.where(self.last_used[0].index_select(0, rows.flatten()).view(B, -1) >= 0, exact, _EMPTY_SCORE)
         return rows.gather(1, exact.topk(k, dim=1).indices)  # (B, k)
 
     def nearest_task_ids(self, recall: Recall) -> torch.Tensor:
