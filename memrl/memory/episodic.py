@@ -29,9 +29,9 @@ capacity C.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import torch
 from torch import nn
@@ -67,6 +67,7 @@ def kernel_read(query: torch.Tensor, recall: Recall, delta: float = 1e-3) -> tor
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+T = TypeVar("T")
 
 
 def _search_pool(workers: int) -> ThreadPoolExecutor:
@@ -76,6 +77,13 @@ def _search_pool(workers: int) -> ThreadPoolExecutor:
             max_workers=workers, thread_name_prefix="memrl-store", initializer=torch.set_num_threads, initargs=(1,)
         )
     return _POOLS[workers]
+
+
+def _run_split(work: Callable[[tuple[int, int]], T], parts: list[tuple[int, int]]) -> list[T]:
+    """``work`` on every part: the calling thread does the first, pool workers the others, in parallel."""
+    pending = [_search_pool(len(parts) - 1).submit(work, part) for part in parts[1:]] if len(parts) > 1 else []
+    first = work(parts[0])
+    return [first, *(future.result() for future in pending)]
 
 
 @contextlib.contextmanager
@@ -164,31 +172,32 @@ class EpisodicStore:
         """
         k = self.neighbors
         if self.num_stores == 1 and self.blocked:
-            index = self._blocked_topk(queries, k)  # (B, k)
-            store = torch.zeros_like(index)
-            with _single_thread():  # small gathers: OpenMP wake-ups would cost more than they save
-                return self._recall(store, index, touch)
-        elif self.num_stores == 1:
-            scores = self._search[0] @ self._augment(queries).T  # (C, K+3) @ (K+3, B) -> (C, B)
-            index = scores.topk(k, dim=0).indices.T  # (k, B) -> (B, k)
-            store = torch.zeros_like(index)
+            recall = self._blocked_search(queries, k)
+            store = torch.zeros_like(recall.slots)
         else:
-            if queries.shape[0] != self.num_stores:
-                raise ValueError(
-                    f"a per-env store takes one query per store: got {queries.shape[0]} for {self.num_stores}"
-                )
-            # (S, 1, K+1) @ (S, K+1, C) -> (S, C): each env's query against its own store
-            scores = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
-            index = scores.float().topk(k, dim=1).indices  # (S, k)
-            store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
-        return self._recall(store, index, touch)
+            if self.num_stores == 1:
+                scores = self._search[0] @ self._augment(queries).T  # (C, K+3) @ (K+3, B) -> (C, B)
+                index = scores.topk(k, dim=0).indices.T  # (k, B) -> (B, k)
+                store = torch.zeros_like(index)
+            else:
+                if queries.shape[0] != self.num_stores:
+                    raise ValueError(
+                        f"a per-env store takes one query per store: got {queries.shape[0]} for {self.num_stores}"
+                    )
+                # (S, 1, K+3) @ (S, K+3, C) -> (S, C): each env's query against its own store
+                scores = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
+                index = scores.float().topk(k, dim=1).indices  # (S, k)
+                store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
+            recall = self._gather(store, index)
+        if touch and bool(recall.mask.any()):
+            self.last_used[store[recall.mask], recall.slots[recall.mask]] = self.clock
+            self.clock += 1
+        return recall
 
-    def _recall(self, store: torch.Tensor, index: torch.Tensor, touch: bool) -> Recall:
+    def _gather(self, store: torch.Tensor, index: torch.Tensor) -> Recall:
+        """The entries ``(store, index)`` (both ``(B, k)``) as a :class:`Recall`."""
         flat = (store * self.capacity + index).flatten()  # (B*k,) rows of the (S*C, ...) tables
         mask = (self.last_used.view(-1).index_select(0, flat) >= 0).view(index.shape)
-        if touch and bool(mask.any()):
-            self.last_used.view(-1)[flat[mask.flatten()]] = self.clock
-            self.clock += 1
         return Recall(
             keys=self.keys.view(-1, self.key_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, K)
             values=self.values.view(-1, self.value_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, V)
@@ -196,8 +205,8 @@ class EpisodicStore:
             slots=torch.where(mask, index, torch.full_like(index, -1)),
         )
 
-    def _blocked_topk(self, queries: torch.Tensor, k: int) -> torch.Tensor:
-        """The k nearest entries of each query in a large shared store, ``(B, k)``.
+    def _blocked_search(self, queries: torch.Tensor, k: int) -> Recall:
+        """The k nearest entries of each query in a large shared store.
 
         Stage 1 scores every entry in bfloat16 and keeps each block's maximum; the k best entries lie
         in the k best blocks (2k are kept against bfloat16 rounding). Stage 2 takes those blocks'
@@ -227,25 +236,31 @@ class EpisodicStore:
         workers = torch.get_num_threads() if device.type == "cpu" else 1
         bounds = torch.linspace(0, C // _BLOCK, workers + 1).round().long().tolist()
         parts = [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        with _single_thread():  # the calling thread scores the first range itself, then does the small rest
-            pending = [_search_pool(len(parts) - 1).submit(score, part) for part in parts[1:]] if parts[1:] else []
-            score(parts[0])
-            for future in pending:
-                future.result()
-            return self._rerank(scores, blocks, queries, k)
+        with _single_thread():  # the calling thread takes the first share of each stage itself
+            _run_split(score, parts)
+            query_bounds = torch.linspace(0, B, len(parts) + 1).round().long().tolist()
+            query_parts = [(a, b) for a, b in zip(query_bounds[:-1], query_bounds[1:], strict=True) if b > a]
+            parts_found = _run_split(lambda part: self._rerank(scores, blocks, queries, k, part), query_parts)
+            return Recall(*(torch.cat(pieces) for pieces in zip(*parts_found, strict=True)))
 
-    def _rerank(self, scores: torch.Tensor, blocks: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
+    def _rerank(
+        self, scores: torch.Tensor, blocks: torch.Tensor, queries: torch.Tensor, k: int, part: tuple[int, int]
+    ) -> Recall:
+        """Stage 2 for the queries ``part[0]:part[1]``, and the gather of their neighbours."""
         B, device = queries.shape[0], self.device
-        per_query = blocks.T.float().contiguous()  # (C/blk, B) -> (B, C/blk), contiguous rows for top-k
-        best = per_query.topk(min(2 * k, per_query.shape[1]), dim=1).indices  # (B, 2k) best blocks per query
-        rows = (best.unsqueeze(-1) * _BLOCK + torch.arange(_BLOCK, device=device)).reshape(B, -1)  # (B, 2k*blk)
-        columns = torch.arange(B, device=device).unsqueeze(1)
-        candidates = torch.take(scores, rows * B + columns).float()  # scores[rows[b, j], b]: (B, 2k*blk)
-        rows = rows.gather(1, candidates.topk(min(4 * k, rows.shape[1]), dim=1).indices)  # (B, 4k)
-        keys = self.keys[0].index_select(0, rows.flatten()).view(B, -1, self.key_size)  # (B, 4k, K)
-        exact = -(keys - queries.float().unsqueeze(1)).pow(2).sum(-1)  # (B, 4k)
-        exact = torch.where(self.last_used[0].index_select(0, rows.flatten()).view(B, -1) >= 0, exact, _EMPTY_SCORE)
-        return rows.gather(1, exact.topk(k, dim=1).indices)  # (B, k)
+        first, last = part
+        b = last - first
+        per_query = blocks[:, first:last].T.float().contiguous()  # (C/blk, b) -> (b, C/blk), rows for top-k
+        best = per_query.topk(min(2 * k, per_query.shape[1]), dim=1).indices  # (b, 2k) best blocks per query
+        rows = (best.unsqueeze(-1) * _BLOCK + torch.arange(_BLOCK, device=device)).reshape(b, -1)  # (b, 2k*blk)
+        columns = torch.arange(first, last, device=device).unsqueeze(1)
+        candidates = torch.take(scores, rows * B + columns).float()  # scores[rows[i, j], first + i]: (b, 2k*blk)
+        rows = rows.gather(1, candidates.topk(min(4 * k, rows.shape[1]), dim=1).indices)  # (b, 4k)
+        keys = self.keys[0].index_select(0, rows.flatten()).view(b, -1, self.key_size)  # (b, 4k, K)
+        exact = -(keys - queries[first:last].float().unsqueeze(1)).pow(2).sum(-1)  # (b, 4k)
+        exact = torch.where(self.last_used[0].index_select(0, rows.flatten()).view(b, -1) >= 0, exact, _EMPTY_SCORE)
+        index = rows.gather(1, exact.topk(k, dim=1).indices)  # (b, k)
+        return self._gather(torch.zeros_like(index), index)
 
     def nearest_task_ids(self, recall: Recall) -> torch.Tensor:
         """Task id of each query's nearest neighbour (-1 where the store had none), ``(B,)``."""
