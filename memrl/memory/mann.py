@@ -7,7 +7,6 @@ writes follow :func:`lrua_write_weights` and :func:`least_used`, which tests hit
 
 from __future__ import annotations
 
-import math
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from memrl.memory.base import MemoryCore, reset_state
-from memrl.memory.ntm import Controller, content_addressing, heat_map, initial_memory, read
+from memrl.memory.ntm import Controller, content_addressing, heat_map, initial_memory, memory_bias, read
 
 
 def least_used(usage: torch.Tensor, count: int) -> torch.Tensor:
@@ -89,8 +88,6 @@ class MANNCore(MemoryCore):
         super().__init__()
         if num_layers != 1:
             raise ValueError(f"the MANN controller has one layer; got policy.num_layers={num_layers}")
-        if init not in ("constant", "learned"):
-            raise ValueError(f"unknown memory init {init!r}; choose 'constant' or 'learned'")
         if read_heads > slots:
             raise ValueError(f"read_heads ({read_heads}) cannot exceed slots ({slots})")
         self.input_size, self.hidden_size = input_size, hidden_size
@@ -100,10 +97,7 @@ class MANNCore(MemoryCore):
             input_size=input_size, read_size=read_heads * width, hidden_size=hidden_size, kind=controller
         )
         self.heads = nn.Linear(hidden_size, read_heads * (width + 2))  # per head: key (M) | beta | alpha
-        self.memory_bias: nn.Parameter | None = None
-        if init == "learned":
-            bound = 1.0 / math.sqrt(slots + width)
-            self.memory_bias = nn.Parameter(torch.empty(slots, width).uniform_(-bound, bound))
+        self.memory_bias = memory_bias(init, slots, width)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> MANNState:
         R, N = self.read_heads, self.slots

@@ -144,6 +144,16 @@ class Controller(nn.Module):
         return output_gate * torch.tanh(c), c
 
 
+def memory_bias(init: str, slots: int, width: int) -> nn.Parameter | None:
+    """The learned initial memory ``(N, M)`` for ``init="learned"``; None for the small constant."""
+    if init not in ("constant", "learned"):
+        raise ValueError(f"unknown memory init {init!r}; choose 'constant' or 'learned'")
+    if init == "constant":
+        return None
+    bound = 1.0 / math.sqrt(slots + width)
+    return nn.Parameter(torch.empty(slots, width).uniform_(-bound, bound))
+
+
 def initial_memory(
     bias: torch.Tensor | None, batch: int, slots: int, width: int, device: torch.device | str
 ) -> torch.Tensor:
@@ -206,8 +216,6 @@ class NTMCore(MemoryCore):
         super().__init__()
         if num_layers != 1:
             raise ValueError(f"the NTM controller has one layer; got policy.num_layers={num_layers}")
-        if init not in ("constant", "learned"):
-            raise ValueError(f"unknown memory init {init!r}; choose 'constant' or 'learned'")
         if not 0 <= shift_range < slots:
             raise ValueError(f"shift_range must be in [0, slots), got {shift_range}")
         self.input_size, self.hidden_size = input_size, hidden_size
@@ -219,10 +227,7 @@ class NTMCore(MemoryCore):
         # Per head: key (M) | beta, gamma (2) | gate (1) | shift logits (2S + 1); then erase (M), add (M).
         self.head_size = width + 3 + 2 * shift_range + 1
         self.heads = nn.Linear(hidden_size, (read_heads + 1) * self.head_size + 2 * width)
-        self.memory_bias: nn.Parameter | None = None
-        if init == "learned":
-            bound = 1.0 / math.sqrt(slots + width)
-            self.memory_bias = nn.Parameter(torch.empty(slots, width).uniform_(-bound, bound))
+        self.memory_bias = memory_bias(init, slots, width)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> NTMState:
         weights = torch.zeros(batch, self.read_heads + 1, self.slots, device=device)
