@@ -37,6 +37,9 @@ class EnvConfig:
     """Optional step budget per trial; a trial that reaches it is truncated (and bootstrapped)."""
     trial_progress: bool = False
     """Append ``episode_index / episodes_per_trial`` to the observation (a clock, no task information)."""
+    previous_observation: bool = False
+    """Append the inner observation the previous action was taken on, so each input holds a whole
+    transition ``(s, a, r, s')`` (zeros at a trial's first step)."""
     num_envs: int = 16
     """Environments stepped in parallel (vector width)."""
     vectorization: Literal["dummy", "subproc"] = "dummy"
@@ -167,6 +170,9 @@ class PPOConfig:
     """Value clip (None: unclipped value loss)."""
     ent_coef: float = 0.01
     """Entropy bonus coefficient."""
+    ent_schedule: Literal["constant", "linear"] = "constant"
+    """``linear`` decays the entropy bonus to 0 over ``train.total_steps`` (a near-deterministic final
+    policy, where the optimum is one)."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
     max_grad_norm: float = 0.5

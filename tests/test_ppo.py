@@ -180,6 +180,24 @@ def test_linear_lr_schedule_decays() -> None:
     assert model.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize(("schedule", "expected"), [("linear", [0.05, 0.0]), ("constant", [0.1, 0.1])])
+def test_entropy_schedule(schedule: str, expected: list[float]) -> None:
+    """ent_schedule=linear scales the entropy bonus by the remaining progress; constant keeps it."""
+    cfg = PPOConfig(n_steps=10, num_minibatches=2, n_epochs=1, ent_coef=0.1, ent_schedule=schedule)  # type: ignore[arg-type]
+    model = build_model(bandit_env_cfg(), cfg)
+    seen: list[float] = []
+    train = model.train_on_rollout
+
+    def recording(rollout: dict) -> dict[str, float]:
+        summary = train(rollout)
+        seen.append(summary["ent_coef"])
+        return summary
+
+    model.train_on_rollout = recording  # type: ignore[method-assign]
+    model.learn(80)  # 2 updates of 40 steps: remaining progress 0.5, then 0
+    assert seen == pytest.approx(expected)
+
+
 def test_meta_ppo_rejects_unknown_kwargs_listing_valid_ones() -> None:
     """An unknown keyword is a TypeError listing the PPO settings; known ones override the config."""
     with pytest.raises(TypeError, match=r"unknown argument\(s\) \['n_stepz'\].*n_steps"):

@@ -326,6 +326,29 @@ def test_discrete_inner_observation_is_one_hot() -> None:
     assert obs[env.layout["obs"]].tolist() == [0, 1, 0]
 
 
+def test_previous_observation_is_the_state_the_last_action_was_taken_on() -> None:
+    """previous_observation appends s of (s, a, r, s'): zeros at trial start, s_T-1 across an inner reset."""
+    env = TrialWrapper(DiscreteObsTaskEnv(), episodes_per_trial=2, previous_observation=True)
+    env.unwrapped.set_task({"bonus": 0.0})
+    # obs 0:3, prev_action 3:5, prev_reward 5:6, episode_start 6:7, previous observation 7:10
+    assert env.layout["previous_observation"] == slice(7, 10) and env.observation_space.shape == (10,)
+    prev = env.layout["previous_observation"]
+    obs, _ = env.reset(seed=0)
+    seen = [(obs[env.layout["obs"]].tolist(), obs[prev].tolist())]
+    for _ in range(4):  # two inner episodes of 2 steps: 0 -> 1 -> 2, reset, 0 -> 1 -> 2
+        obs, *_ = env.step(1)
+        seen.append((obs[env.layout["obs"]].tolist(), obs[prev].tolist()))
+    assert seen == [
+        ([1, 0, 0], [0, 0, 0]),  # trial start: nothing acted on yet
+        ([0, 1, 0], [1, 0, 0]),
+        ([1, 0, 0], [0, 1, 0]),  # inner reset: the new episode's state 0, the last action was taken in state 1
+        ([0, 1, 0], [1, 0, 0]),
+        ([0, 0, 1], [0, 1, 0]),  # trial end
+    ]
+    obs, _ = env.reset(seed=0)
+    assert obs[prev].tolist() == [0, 0, 0]  # a new trial forgets the old one
+
+
 class NoTaskEnv(gym.Env):
     observation_space = spaces.Box(0, 1, (1,))
     action_space = spaces.Discrete(2)

@@ -431,7 +431,9 @@ class MetaPPO(BaseAlgorithm):
     def train_on_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
         """Advantages, then epochs x minibatches of PPO on whole replayed sequences."""
         cfg, policy = self.config, self.policy
-        lr = cfg.learning_rate * (self._current_progress_remaining if cfg.lr_schedule == "linear" else 1.0)
+        remaining = self._current_progress_remaining
+        lr = cfg.learning_rate * (remaining if cfg.lr_schedule == "linear" else 1.0)
+        ent_coef = cfg.ent_coef * (remaining if cfg.ent_schedule == "linear" else 1.0)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         norm = policy.value_norm  # identity statistics unless normalize_value updates them
@@ -483,7 +485,7 @@ class MetaPPO(BaseAlgorithm):
                     batch_advantages = normalize(batch_advantages)
                 pg_loss, pg_stats = ppo_clip_loss(log_prob, old_log_probs[:, batch], batch_advantages, cfg.clip_range)
                 v_loss = value_loss(out.values, old_values_seq[:, batch], targets_seq[:, batch], cfg.clip_range_vf)
-                loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
                 if epochs_done == 0 and not stats["approx_kl"]:
                     # Invariant: before any gradient step the replayed memory equals the acting memory.
                     self.diagnostics["first_minibatch_max_ratio_error"] = float((pg_stats["ratio"] - 1).abs().max())
@@ -510,6 +512,7 @@ class MetaPPO(BaseAlgorithm):
         summary = {key: float(np.mean(vals)) for key, vals in stats.items()}
         summary["explained_variance"] = explained_variance(values.flatten(), returns.flatten())
         summary["learning_rate"] = lr
+        summary["ent_coef"] = ent_coef
         summary["epochs"] = float(epochs_done)
         return summary
 
@@ -568,6 +571,7 @@ class MetaPPO(BaseAlgorithm):
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"):
             record(f"losses/{key}", update[key])
         record(tags.LEARNING_RATE, update["learning_rate"])
+        record(tags.ENT_COEF, update["ent_coef"])
         record(tags.EPOCHS, update["epochs"])
         record(tags.SPS, steps / max(rollout_seconds + update_seconds, 1e-9))
         record(tags.ROLLOUT_SECONDS, rollout_seconds)

@@ -13,7 +13,10 @@ ray-project/ray#6610 shows what happens otherwise):
 The observation is a flat ``float32`` vector ``[inner obs, previous action, previous reward,
 episode_start]`` (layout in :attr:`TrialWrapper.layout`), optionally followed by the trial's
 progress ``episode_index / episodes_per_trial`` (``trial_progress``: no task information, only
-a clock that spares the memory from counting episodes): Box and Discrete inner observations and
+a clock that spares the memory from counting episodes) and, with ``previous_observation``, by the
+inner observation on which the previous action was taken (zeros at a trial's first step), so one
+input holds the whole transition ``(s, a, r, s')`` and the memory need not carry ``s`` over a step
+to bind the reward to it. Box and Discrete inner observations and
 Dict/Tuple spaces (flattened with ``gymnasium.spaces.flatten``); a Discrete previous action is
 one-hot, a Box one is its flat value. ``episode_start`` is 1 at the first step of every inner
 episode. At an inner reset the previous reward is the *last reward of the episode that just
@@ -61,6 +64,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         task_stream: TaskStream | None = None,
         max_trial_steps: int | None = None,
         trial_progress: bool = False,
+        previous_observation: bool = False,
         record_inner_final_observation: bool = True,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(
@@ -69,6 +73,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             task_stream=task_stream,
             max_trial_steps=max_trial_steps,
             trial_progress=trial_progress,
+            previous_observation=previous_observation,
             record_inner_final_observation=record_inner_final_observation,
         )
         gym.Wrapper.__init__(self, env)
@@ -81,6 +86,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.task_stream = task_stream
         self.max_trial_steps = max_trial_steps
         self.trial_progress = trial_progress
+        self.previous_observation = previous_observation
         self.record_inner_final_observation = record_inner_final_observation
 
         inner_obs, act = env.observation_space, env.action_space
@@ -100,6 +106,10 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if trial_progress:
             self.layout["trial_progress"] = slice(size, size + 1)
             size += 1
+        self._prev_obs_start = size
+        if previous_observation:
+            self.layout["previous_observation"] = slice(size, size + obs_dim)
+            size += obs_dim
         self.observation_space = spaces.Box(low=-np.inf, high=np.inf, shape=(size,), dtype=np.float32)
         self.action_space = act
         self._size, self._obs_end, self._reward_index = size, obs_dim, obs_dim + act_dim
@@ -109,6 +119,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._trial_steps = 0
         self._task: Task | None = None
         self._task_id, self._task_exposure = 0, 0
+        self._acted_on = np.zeros(obs_dim, dtype=np.float32)  # flat inner obs the last action was taken on
 
     # -- observation building ------------------------------------------------------------
     def _augment(self, inner_obs: Any, prev_action: Any, prev_reward: float, episode_start: bool) -> np.ndarray:
@@ -128,7 +139,15 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         buf[self._reward_index + 1] = 1.0 if episode_start else 0.0
         if self.trial_progress:
             buf[self._reward_index + 2] = self._episode_index / self.episodes_per_trial
+        if self.previous_observation and prev_action is not None:
+            buf[self._prev_obs_start :] = self._acted_on
         return buf
+
+    def _acting_on(self, augmented: np.ndarray) -> np.ndarray:
+        """Remember the observation the agent now acts on (for ``previous_observation``) and return it."""
+        if self.previous_observation:
+            self._acted_on = augmented[: self._obs_end].copy()
+        return augmented
 
     # -- gymnasium API -------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -144,7 +163,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._episode_index, self._episode_return, self._trial_steps = 0, 0.0, 0
         self._episode_returns = []
         info = dict(info, task=self._task, episode_index=0, task_id=self._task_id, task_exposure=self._task_exposure)
-        return self._augment(obs, None, 0.0, True), info
+        return self._acting_on(self._augment(obs, None, 0.0, True)), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -163,7 +182,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             info["episode_index"] = self._episode_index
             if trial_truncated:
                 info["episode_returns"] = [*self._episode_returns, self._episode_return]
-            return self._augment(obs, action, reward, False), reward, False, trial_truncated, info
+            return self._acting_on(self._augment(obs, action, reward, False)), reward, False, trial_truncated, info
 
         # An inner episode ended.
         self._episode_returns.append(self._episode_return)
@@ -177,7 +196,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self.record_inner_final_observation:  # only per-episode advantages need it
             info["inner_final_observation"] = self._augment(obs, action, reward, False)
         next_obs, _ = self.env.reset()
-        return self._augment(next_obs, action, reward, True), reward, False, False, info
+        return self._acting_on(self._augment(next_obs, action, reward, True)), reward, False, False, info
 
     # -- task protocol passthrough -------------------------------------------------------
     def get_task(self) -> Task | None:

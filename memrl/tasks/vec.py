@@ -88,6 +88,7 @@ def make_trial_env(env_cfg: EnvConfig, stream: TaskStream | None = None) -> gym.
         task_stream=stream,
         max_trial_steps=env_cfg.max_trial_steps,
         trial_progress=env_cfg.trial_progress,
+        previous_observation=env_cfg.previous_observation,
     )
     return Monitor(env)
 
