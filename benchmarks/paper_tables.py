@@ -114,7 +114,12 @@ def run_setting(
 
 
 def find_rl2_runs() -> dict[tuple[int, str], dict[str, Any]]:
-    """RL² runs with a test-split eval.json, keyed by (table, setting)."""
+    """RL² runs with a test-split eval.json, keyed by (table, setting).
+
+    Only plain RL² (a GRU or LSTM core, no episodic store) counts; NTM/MANN runs of the same task
+    are reported with their issue. Where several runs fit, the config's own run (``runs/<name>``,
+    the command in docs/results.md) wins, then the one evaluated on more trials.
+    """
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for eval_path in sorted((REPO / "runs").glob("*/eval.json")):
         config_path = eval_path.parent / "config.yaml"
@@ -122,6 +127,11 @@ def find_rl2_runs() -> dict[tuple[int, str], dict[str, Any]]:
             continue
         config = yaml.safe_load(config_path.read_text()) or {}
         env = config.get("env", {})
+        policy = config.get("policy") or {}
+        if policy.get("core", "gru") not in ("gru", "lstm") or (policy.get("episodic") or {}).get(
+            "mode", "off"
+        ) not in ("off", False):
+            continue
         result = json.loads(eval_path.read_text())
         if result.get("split") != "test":
             continue
@@ -140,8 +150,9 @@ def find_rl2_runs() -> dict[tuple[int, str], dict[str, Any]]:
             key = (2, f"n={n}")
         else:
             continue
-        run = {"name": eval_path.parent.name, "result": result, "seconds": None}
-        if key not in found or result.get("trials", 0) > found[key]["result"].get("trials", 0):
+        rank = (eval_path.parent.name == config.get("name"), result.get("trials", 0))
+        run = {"name": eval_path.parent.name, "result": result, "seconds": None, "rank": rank}
+        if key not in found or rank > found[key]["rank"]:
             found[key] = run
     return found
 
