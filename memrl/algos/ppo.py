@@ -431,9 +431,11 @@ class MetaPPO(BaseAlgorithm):
     def train_on_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
         """Advantages, then epochs x minibatches of PPO on whole replayed sequences."""
         cfg, policy = self.config, self.policy
-        remaining = self._current_progress_remaining
-        lr = cfg.learning_rate * (remaining if cfg.lr_schedule == "linear" else 1.0)
-        ent_coef = cfg.ent_coef * (remaining if cfg.ent_schedule == "linear" else 1.0)
+
+        def scheduled(value: float, schedule: str) -> float:  # linear: decays to 0 over total_timesteps
+            return value * (self._current_progress_remaining if schedule == "linear" else 1.0)
+
+        lr, ent_coef = scheduled(cfg.learning_rate, cfg.lr_schedule), scheduled(cfg.ent_coef, cfg.ent_schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         norm = policy.value_norm  # identity statistics unless normalize_value updates them

@@ -106,7 +106,6 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if trial_progress:
             self.layout["trial_progress"] = slice(size, size + 1)
             size += 1
-        self._prev_obs_start = size
         if previous_observation:
             self.layout["previous_observation"] = slice(size, size + obs_dim)
             size += obs_dim
@@ -140,7 +139,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self.trial_progress:
             buf[self._reward_index + 2] = self._episode_index / self.episodes_per_trial
         if self.previous_observation and prev_action is not None:
-            buf[self._prev_obs_start :] = self._acted_on
+            buf[self.layout["previous_observation"]] = self._acted_on
         return buf
 
     def _acting_on(self, augmented: np.ndarray) -> np.ndarray:
