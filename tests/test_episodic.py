@@ -13,7 +13,7 @@ from conftest import build_model
 
 from memrl.config import ConfigError, EnvConfig, PPOConfig, TaskConfig, load_config
 from memrl.memory.base import reset_state
-from memrl.memory.episodic import EpisodicMemory, EpisodicStore, EpLSTMCore, Recall, kernel_read
+from memrl.memory.episodic import EpisodicMemory, EpisodicStore, EpLSTMCore, Recall, _block_min, kernel_read
 from memrl.tasks import TaskSampler, task_key
 from memrl.tasks.vec import make_sampler
 
@@ -54,17 +54,44 @@ def test_nearest_key_returns_its_own_value(capacity: int) -> None:
     torch.testing.assert_close(read, values[:10], atol=1e-4, rtol=1e-4)
 
 
-def test_large_store_lookup_matches_exact_search() -> None:
-    """The two-stage bfloat16 search of a large store finds the exact nearest neighbour of random queries."""
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("num_queries", [5, 32, 37, 100])
+def test_large_store_lookup_matches_exact_search(num_queries: int, threads: int) -> None:
+    """The two-stage bfloat16 search of a large store finds the exact k nearest neighbours of random
+    queries, in order, for query counts that split into padded parts on one or two threads."""
     torch.manual_seed(1)
     store = make_store(capacity=20_000, neighbors=4, key_size=32)
     keys = torch.randn(20_000, 32)
     store.write(keys, torch.zeros(20_000, 3), torch.zeros(20_000, dtype=torch.long))
-    queries = torch.randn(32, 32)
-    recall = store.lookup(queries, touch=False)
+    queries = torch.randn(num_queries, 32)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        recall = store.lookup(queries, touch=False)
+    finally:
+        torch.set_num_threads(previous)
     distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)  # (Q, C)
-    exact = distances.argmin(1)
-    assert torch.equal(recall.slots[:, 0], exact)
+    exact = distances.topk(4, dim=1, largest=False).indices
+    assert torch.equal(recall.slots, exact)
+
+
+def test_block_minimum_ranks_blocks_by_their_nearest_entry() -> None:
+    """The int16 block minimum orders blocks like the bfloat16 minimum, and a block holding a distance
+    rounded below zero (an exact match) ranks before every block of positive distances."""
+    torch.manual_seed(0)
+    distances = (torch.rand(64 * 32, 32) * 50).bfloat16()
+    distances[5 * 32 + 7, 3] = -0.01  # block 5, query 3: rounding put an exact match just below zero
+    distances[9 * 32 + 1, 3] = -0.0
+    blocks = torch.empty(64, 32, dtype=torch.int16)
+    _block_min(distances, blocks)
+    reference = distances.view(64, 32, 32).amin(1)  # (blocks, queries)
+    for query in range(32):
+        order = blocks[:, query].argsort(stable=True)
+        ranked = reference[order, query].float()
+        if query == 3:
+            assert set(order[:2].tolist()) == {5, 9}
+            ranked = ranked[2:]
+        assert torch.all(ranked[1:] >= ranked[:-1])
 
 
 def test_eviction_removes_the_least_recently_used_entry() -> None:
