@@ -29,6 +29,7 @@ capacity C.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple, TypeVar
@@ -190,7 +191,7 @@ class EpisodicStore:
         if self.num_stores == 1 and self.blocked:
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             with _single_thread():  # the whole lookup: see _blocked_search
-                recall = self._blocked_search(queries, k, parts=max(1, min(workers, queries.shape[0] // 16)))
+                recall = self._blocked_search(queries, k, threads=workers)
                 if touch:
                     self._touch(torch.zeros_like(recall.slots), recall)
             return recall
@@ -230,7 +231,7 @@ class EpisodicStore:
             slots=torch.where(mask, index, torch.full_like(index, -1)),
         )
 
-    def _blocked_search(self, queries: torch.Tensor, k: int, parts: int) -> Recall:
+    def _blocked_search(self, queries: torch.Tensor, k: int, threads: int) -> Recall:
         """The k nearest entries of each query in a large shared store.
 
         Stage 1 computes every entry's distance in bfloat16 and keeps each block's minimum; the k
@@ -238,53 +239,63 @@ class EpisodicStore:
         those blocks' ``4k`` nearest entries by bfloat16 distance and ranks them again exactly in
         float32.
 
-        The queries are split into ``parts`` (the caller's torch thread count, at most one per 16
-        queries; each part padded to 16, 32, 64 or a multiple of 64 queries, which keeps
-        :func:`_block_min` fast): the calling thread searches the first part and single-threaded
-        workers the others, each through both stages against the whole store. One join per lookup
-        instead of an OpenMP barrier per operation, so a busy core slows a lookup down instead of
-        stalling it (with the second core taken by a training job, OpenMP's two threads took 140 ms).
-        Measured against two alternatives in one run (64 queries, 100,000 keys, 2 threads): stage 2
-        of every part on the calling thread, 6.1 ms; the keys split between the threads in stage 1
-        and stage 2 batched on the calling thread, 5.6 ms; this, 4.9 ms. The caller runs the whole
-        lookup at one torch thread: an operation on two OpenMP threads leaves OpenMP's second thread
-        spinning on the core a worker needs (3 ms per lookup).
+        ``threads`` threads share the work: the calling thread and single-threaded pool workers. In
+        stage 1 each scores a contiguous share of the blocks for every query (the queries padded to
+        16, 32, 64 or a multiple of 64, which keeps :func:`_block_min` fast); after a barrier, each
+        ranks a share of the queries in stage 2. One barrier and one join per lookup instead of an
+        OpenMP barrier per operation, so a busy core slows a lookup down instead of stalling it (with
+        the second core taken by a training job, OpenMP's two threads took 140 ms). The caller runs
+        the whole lookup at one torch thread: an operation on two OpenMP threads leaves OpenMP's
+        second thread spinning on the core a worker needs (3 ms per lookup). Measured in one run
+        (64 queries, 100,000 keys, 2 threads): this, 4.1 ms; each thread taking half of the queries
+        through both stages against the whole store, 4.8 ms.
         """
-        B = queries.shape[0]
-        width = -(-B // parts)  # queries per part, rounded up to 16, 32, 64 or a multiple of 64
-        width = next(w for w in (16, 32, 64) if w >= width) if width <= 64 else -(-width // 64) * 64
-        augmented = torch.zeros(parts * width, self.key_size + 2, dtype=self._search.dtype, device=self.device)
-        augmented[:B] = self._augment(queries)  # padding queries are searched too, and dropped
-        if self._scratch is None or self._scratch[0].shape != (parts, self.capacity, width):
-            self._scratch = (  # one scratch pair per part, reused: no page faults per call
-                torch.empty(parts, self.capacity, width, dtype=self._search.dtype, device=self.device),
-                torch.empty(parts, self.capacity // _BLOCK, width, dtype=torch.int16, device=self.device),
+        B, C = queries.shape[0], self.capacity
+        width = next(w for w in (16, 32, 64) if w >= B) if B <= 64 else -(-B // 64) * 64  # score columns
+        augmented = torch.zeros(self.key_size + 2, width, dtype=self._search.dtype, device=self.device)
+        augmented[:, :B] = self._augment(queries).T  # padding columns are scored too, and never read
+        if self._scratch is None or self._scratch[0].shape[1] != width:  # reused: no page faults per call
+            self._scratch = (
+                torch.empty(C, width, dtype=self._search.dtype, device=self.device),
+                torch.empty(C // _BLOCK, width, dtype=torch.int16, device=self.device),
             )
             self._offsets = torch.arange(max(_BLOCK, width), device=self.device)
         distances, blocks = self._scratch
+        block_bounds = torch.linspace(0, C // _BLOCK, threads + 1).round().long().tolist()
+        query_bounds = torch.linspace(0, B, threads + 1).round().long().tolist()
+        stage_1_done = threading.Barrier(threads)
 
         def search(part: int) -> torch.Tensor:
-            rows = slice(part * width, (part + 1) * width)
-            torch.mm(self._search[0], augmented[rows].T.contiguous(), out=distances[part])  # (C, K+2) @ (K+2, width)
-            _block_min(distances[part], blocks[part])
-            return self._rank(queries[rows], k, distances[part], blocks[part])
+            try:
+                first, last = block_bounds[part] * _BLOCK, block_bounds[part + 1] * _BLOCK
+                torch.mm(self._search[0, first:last], augmented, out=distances[first:last])  # (c, K+2) @ (K+2, width)
+                _block_min(distances[first:last], blocks[block_bounds[part] : block_bounds[part + 1]])
+            except BaseException:
+                stage_1_done.abort()  # the other threads stop waiting and fail too
+                raise
+            stage_1_done.wait()
+            return self._rank(queries, query_bounds[part], query_bounds[part + 1], k, distances, blocks)
 
-        index = torch.cat(_run_split(search, list(range(parts))))  # (B, k)
+        index = torch.cat(_run_split(search, list(range(threads))))  # (B, k)
         return self._gather(torch.zeros_like(index), index)
 
-    def _rank(self, queries: torch.Tensor, k: int, distances: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
-        """Stage 2 for ``queries (b, K)`` from stage 1's ``distances (C, width)`` and ``blocks (C/blk, width)``.
+    def _rank(
+        self, queries: torch.Tensor, first: int, last: int, k: int, distances: torch.Tensor, blocks: torch.Tensor
+    ) -> torch.Tensor:
+        """Stage 2 for ``queries[first:last]`` from stage 1's ``distances (C, width)`` and ``blocks (C/blk, width)``.
 
-        Returns the slots of their k nearest entries, ``(b, k)``.
+        Returns the slots of their k nearest entries, ``(last - first, k)``.
         """
-        b, width = queries.shape[0], distances.shape[1]
-        best = blocks[:, :b].topk(min(2 * k, blocks.shape[0]), dim=0, largest=False).indices.T  # (b, 2k) blocks
+        b, width = last - first, distances.shape[1]
+        if b == 0:
+            return torch.zeros(0, k, dtype=torch.long, device=self.device)
+        best = blocks[:, first:last].topk(min(2 * k, blocks.shape[0]), dim=0, largest=False).indices.T  # (b, 2k)
         rows = (best.unsqueeze(-1) * _BLOCK + self._offsets[:_BLOCK]).reshape(b, -1)  # (b, 2k*blk) their entries
-        candidates = torch.take(distances, rows * width + self._offsets[:b, None])  # distances[rows[i, j], i]
+        candidates = torch.take(distances, rows * width + self._offsets[first:last, None])  # distances[rows, query]
         top = candidates.topk(min(4 * k, rows.shape[1]), dim=1, largest=False)  # (b, 4k) nearest in bfloat16
         rows = rows.gather(1, top.indices)
         keys = self.keys[0].index_select(0, rows.view(-1)).view(b, -1, self.key_size)  # (b, 4k, K)
-        exact = (keys - queries.float().unsqueeze(1)).pow_(2).sum(-1)  # (b, 4k) squared distances in float32
+        exact = (keys - queries[first:last].float().unsqueeze(1)).pow_(2).sum(-1)  # (b, 4k) squared, float32
         exact.masked_fill_(top.values > _EMPTY_DISTANCE / 2, float("inf"))  # empty slots
         return rows.gather(1, exact.topk(k, dim=1, largest=False).indices)  # (b, k)
 
