@@ -9,7 +9,9 @@ memory 32 x 32, 4 read heads, usage decay 0.95; LSTM of similar parameter count)
 for the same number of episodes (batches of 16, Adam lr 1e-2, gradient-norm clipping) to predict
 the label at every step. We report accuracy at the 1st, 2nd, 3rd, 5th and 10th presentation of a
 class on fresh episodes; chance is 20%. Santoro et al. (Omniglot): MANN 82.8% vs LSTM 49.5% at the
-2nd presentation.
+2nd presentation. With ``--min-classes M``, each training batch has between M and ``--classes``
+classes per episode (labels drawn from all ``--classes``), both models alike; the test always uses
+``--classes``.
 
     python benchmarks/mann_oneshot.py             # MANN and LSTM; last line: mann_2nd: X, lstm_2nd: Y
 """
@@ -28,22 +30,34 @@ from memrl.memory.base import MemoryCore
 
 
 def episodes(
-    batch: int, *, classes: int, presentations: int, dim: int, noise: float, generator: torch.Generator
+    batch: int,
+    *,
+    classes: int,
+    presentations: int,
+    dim: int,
+    noise: float,
+    generator: torch.Generator,
+    labels: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inputs ``(T, B, dim + classes)``, labels ``(T, B)`` and presentation index ``(T, B)`` (1-based)."""
+    """Inputs ``(T, B, dim + labels)``, labels ``(T, B)`` and presentation index ``(T, B)`` (1-based).
+
+    The ``classes`` classes of an episode get distinct labels drawn from ``labels`` (default: ``classes``).
+    """
+    labels = labels or classes
     steps = classes * presentations
     prototypes = torch.randn(batch, classes, dim, generator=generator)  # fresh classes every episode
-    labels_of_class = torch.argsort(torch.rand(batch, classes, generator=generator), dim=1)  # shuffled labels
+    shuffled = torch.argsort(torch.rand(batch, labels, generator=generator), dim=1)
+    labels_of_class = shuffled[:, :classes]  # distinct random labels
     order = torch.argsort(torch.rand(batch, steps, generator=generator), dim=1) % classes  # (B, T) class ids
     samples = torch.gather(prototypes, 1, order.unsqueeze(-1).expand(batch, steps, dim))  # (B, T, dim)
     samples = samples + noise * torch.randn(batch, steps, dim, generator=generator)
-    labels = torch.gather(labels_of_class, 1, order)  # (B, T)
+    targets = torch.gather(labels_of_class, 1, order)  # (B, T)
     seen = F.one_hot(order, classes).cumsum(dim=1)  # (B, T, classes): presentations so far, inclusive
     presentation = torch.gather(seen, 2, order.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    previous = torch.zeros(batch, steps, classes)
-    previous[:, 1:] = F.one_hot(labels[:, :-1], classes).float()  # label of step t-1, shown at step t
+    previous = torch.zeros(batch, steps, labels)
+    previous[:, 1:] = F.one_hot(targets[:, :-1], labels).float()  # label of step t-1, shown at step t
     inputs = torch.cat([samples, previous], dim=-1).transpose(0, 1)  # (B, T, D) -> (T, B, D)
-    return inputs, labels.t(), presentation.t()
+    return inputs, targets.t(), presentation.t()
 
 
 class Classifier(nn.Module):
@@ -66,12 +80,13 @@ def parameter_count(module: nn.Module) -> int:
 def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, float]:
     generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    task = dict(classes=args.classes, presentations=args.presentations, dim=args.dim, noise=args.noise)
+    task = dict(presentations=args.presentations, dim=args.dim, noise=args.noise, labels=args.classes)
     started = time.perf_counter()
     iteration = 0
     while iteration < args.iterations and time.perf_counter() - started < args.time_limit:
         iteration += 1
-        inputs, labels, _ = episodes(args.batch, generator=generator, **task)  # type: ignore[arg-type]
+        classes = int(torch.randint(args.min_classes or args.classes, args.classes + 1, (), generator=generator))
+        inputs, labels, _ = episodes(args.batch, classes=classes, generator=generator, **task)
         logits = model(inputs)
         loss = F.cross_entropy(logits.reshape(-1, args.classes), labels.reshape(-1))  # (T*B, C)
         optimizer.zero_grad(set_to_none=True)
@@ -88,7 +103,7 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
     count = torch.zeros(args.presentations + 1)
     with torch.no_grad():
         for _ in range(10):  # 10 x 100 fresh test episodes
-            inputs, labels, presentation = episodes(100, generator=test_generator, **task)  # type: ignore[arg-type]
+            inputs, labels, presentation = episodes(100, classes=args.classes, generator=test_generator, **task)
             hits = (model(inputs).argmax(-1) == labels).float()
             correct.index_add_(0, presentation.reshape(-1), hits.reshape(-1))
             count.index_add_(0, presentation.reshape(-1), torch.ones(hits.numel()))
@@ -104,6 +119,13 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=5)
+    parser.add_argument(
+        "--min-classes",
+        type=int,
+        default=None,
+        help="train on episodes of min-classes to classes classes (drawn per batch; labels from all of them); "
+        "the test always uses --classes",
+    )
     parser.add_argument("--presentations", type=int, default=10)
     parser.add_argument("--dim", type=int, default=20)
     parser.add_argument("--noise", type=float, default=0.3, help="std of the per-sample Gaussian noise")
@@ -117,6 +139,8 @@ def main() -> None:
     parser.add_argument("--read-heads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.min_classes is not None and not 1 <= args.min_classes <= args.classes:
+        parser.error(f"--min-classes must be between 1 and --classes ({args.classes}); got {args.min_classes}")
     torch.set_num_threads(1)
     inputs = args.dim + args.classes
     torch.manual_seed(args.seed)

@@ -234,6 +234,21 @@ def test_mdp_rules_on_hand_made_statistics() -> None:
     assert np.mean(acts) == pytest.approx(0.5, abs=0.03)
 
 
+def test_myopic_ignores_where_an_action_leads() -> None:
+    """Action 0 pays 0.5 and leads to state 1 (which pays 3); action 1 pays 0.8 and stays in state 0.
+    Greedy plans through the transitions and takes action 0; myopic takes the better immediate reward."""
+    stats = M.MDPStats.empty(1, 2, 2)
+    stats.visits[0] = 100
+    stats.reward_sum[0, 0] = [50.0, 80.0]  # state 0: means 0.5, 0.8
+    stats.reward_sum[0, 1] = [300.0, 300.0]  # state 1: mean 3 for both actions
+    stats.transition_counts[0, 0, 0, 1] = stats.transition_counts[0, 0, 1, 0] = 100
+    stats.transition_counts[0, 1, :, 1] = 100
+    assert mdp_action(M.GreedyMDPAgent(), stats) == 0
+    assert mdp_action(M.MyopicMDPAgent(), stats) == 1
+    q = M.MyopicMDPAgent().plan(stats, 3, np.random.default_rng(0))
+    assert q.shape == (1, 3, 2, 2) and np.allclose(q[0, 2], q[0, 0])
+
+
 def test_mdp_play_follows_the_task_tables() -> None:
     # two states; action 1 in state 0 goes to state 1 (mean reward 3 there for every action), action 0 stays
     transitions = np.zeros((1, 2, 2, 2))

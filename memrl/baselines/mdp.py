@@ -165,6 +165,20 @@ class GreedyMDPAgent(MDPAgent):
         )
 
 
+class MyopicMDPAgent(GreedyMDPAgent):
+    """Greedy on the posterior-mean reward of each action in the current state, blind to where it leads.
+
+    A one-step plan: no transition model. Next to :class:`GreedyMDPAgent` it measures what planning
+    over the transitions adds on these tasks.
+    """
+
+    name, label = "myopic", "Myopic"
+
+    def plan(self, stats: MDPStats, horizon: int, rng: np.random.Generator) -> np.ndarray:
+        rewards = stats.reward_posterior_mean(self.reward_prior_mean)  # (B, S, A)
+        return np.broadcast_to(rewards[:, None], (rewards.shape[0], horizon, *rewards.shape[1:]))
+
+
 class EpsilonGreedyMDPAgent(GreedyMDPAgent):
     """Greedy on the posterior-mean model, but a uniformly random action with probability epsilon (tuned)."""
 
@@ -268,6 +282,7 @@ MDP_AGENTS: dict[str, Callable[[], MDPAgent]] = {
     "greedy": GreedyMDPAgent,
     "psrl_true_prior": lambda: PSRLAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN),
     "greedy_true_prior": lambda: GreedyMDPAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN),
+    "myopic_true_prior": lambda: MyopicMDPAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN),
 }
 """Tabular-MDP baselines by name, in the column order of Duan et al.'s Table 2, then the Bayesian agents
 with the task distribution's own N(1, 1) reward prior (no published counterpart)."""
