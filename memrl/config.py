@@ -128,6 +128,8 @@ class PolicyConfig:
     """Stacked recurrent layers."""
     embed_sizes: list[int] = field(default_factory=list)
     """Sizes of the MLP that embeds the input before the core (empty: feed the input directly)."""
+    head_sizes: list[int] = field(default_factory=list)
+    """Sizes of the MLPs between the core and the action and value heads, one MLP each (empty: linear heads)."""
     layer_norm: bool = False
     """Layer-normalise the core's output."""
     shared_critic: bool = True
@@ -314,7 +316,7 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError("policy.episodic.mode=reinstate (the epLSTM) has one layer; set policy.num_layers=1")
     if cfg.env.max_trial_steps is not None and cfg.env.max_trial_steps < 1:
         raise ConfigError(f"env.max_trial_steps must be a positive integer or null, got {cfg.env.max_trial_steps}")
-    for key in ("policy.embed_sizes",):
+    for key in ("policy.embed_sizes", "policy.head_sizes"):
         if any(size < 1 for size in value(key)):
             raise ConfigError(f"{key} must list positive layer sizes, got {value(key)!r}")
     ppo, env = cfg.ppo, cfg.env

@@ -78,6 +78,7 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
         (["ppo.ent_coef=-0.01"], "ppo.ent_coef must be >= 0"),
         (["env.max_trial_steps=0"], "env.max_trial_steps"),
         (["policy.embed_sizes=[32, 0]"], "policy.embed_sizes"),
+        (["policy.head_sizes=[-4]"], "policy.head_sizes"),
         (["ppo.clip_range_vf=0"], "ppo.clip_range_vf"),
         (["train.device=tpu"], "train.device"),
         (["ppo.bptt_chunk=3"], "ppo.bptt_chunk=3 must be a positive divisor of ppo.n_steps=10"),

@@ -229,3 +229,19 @@ def test_box_actions_are_clipped_to_the_space() -> None:
     actions, _ = model.predict(obs)
     assert np.all(np.abs(actions) <= 1.0)
     assert np.any(np.abs(actions) == 1.0)  # std e^3 ~ 20: almost every sample is clipped
+
+
+def test_head_mlps_sit_between_core_and_heads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``policy.head_sizes`` puts one MLP before the action head and one before the value head; replay stays
+    exact and a checkpoint restores them."""
+    model = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, head_sizes=[16, 8])
+    policy = model.policy
+    assert [m.out_features for m in policy.actor_mlp if isinstance(m, torch.nn.Linear)] == [16, 8]
+    assert [m.out_features for m in policy.critic_mlp if isinstance(m, torch.nn.Linear)] == [16, 8]
+    assert policy.value_head.in_features == 8
+    model.learn(3 * 20 * 3)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    model.save(tmp_path / "model.pt")
+    loaded = type(model).load(tmp_path / "model.pt", device="cpu")
+    for name, tensor in model.policy.state_dict().items():
+        assert torch.equal(tensor, loaded.policy.state_dict()[name]), name

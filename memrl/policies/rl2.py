@@ -131,6 +131,7 @@ class RL2Policy(nn.Module):
         hidden_size: int = 128,
         num_layers: int = 1,
         embed_sizes: list[int] | tuple[int, ...] = (),
+        head_sizes: list[int] | tuple[int, ...] = (),
         layer_norm: bool = False,
         shared_critic: bool = True,
         activation: str = "tanh",
@@ -181,6 +182,10 @@ class RL2Policy(nn.Module):
         )
         self.critic: _Tower | None = None if shared_critic else _Tower(**tower_kwargs)  # type: ignore[arg-type]
         features = self.actor.core.output_size
+        # MLPs between the core and the heads (SB3's net_arch pi / vf), one for the actor, one for the critic.
+        self.actor_mlp: nn.Module = _mlp([features, *head_sizes], activation) if head_sizes else nn.Identity()
+        self.critic_mlp: nn.Module = _mlp([features, *head_sizes], activation) if head_sizes else nn.Identity()
+        features = head_sizes[-1] if head_sizes else features
         self.action_head = build_head(features, action_space, log_std_init)
         self.value_head = nn.Linear(features, 1)
         nn.init.orthogonal_(self.value_head.weight, gain=1.0)
@@ -212,13 +217,13 @@ class RL2Policy(nn.Module):
             else:
                 recalled = kernel_read(query, recall, self.kernel_delta)  # (T, B, V)
         features, output, actor_state = self.actor(obs, state.actor, starts, recalled)
-        params = self.action_head(features)
+        params = self.action_head(self.actor_mlp(features))
         critic_state = None
         if self.critic is not None:
             critic_features, _, critic_state = self.critic(obs, state.critic, starts)
         else:
             critic_features = features
-        values = self.value_head(critic_features).squeeze(-1)  # (T, B, 1) -> (T, B)
+        values = self.value_head(self.critic_mlp(critic_features)).squeeze(-1)  # (T, B, 1) -> (T, B)
         memory_value = self._memory_value(actor_state, output[-1]) if self.episodic_on else None
         return PolicyOutput(params, values, PolicyState(actor_state, critic_state), query, memory_value)
 
