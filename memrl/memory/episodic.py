@@ -130,7 +130,8 @@ class EpisodicStore:
     A lookup ranks entries by half the squared Euclidean distance ``||q - h||^2 / 2``, one matrix
     product of augmented queries and keys. Stores of ``capacity >= 16384`` search in bfloat16 with a
     two-stage top-k (block minima, then the best blocks' entries); the neighbours' exact float32
-    keys are returned, so :func:`kernel_read` is exact either way.
+    keys are returned, so :func:`kernel_read` is exact either way. A store is not safe to use from
+    two threads at once (its lookups share scratch buffers and a thread pool of their own).
     """
 
     def __init__(
