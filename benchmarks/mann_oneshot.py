@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memrl.algos.optim import clipped_step
 from memrl.memory import LSTMCore, MANNCore
 from memrl.memory.base import MemoryCore
 
@@ -82,7 +83,7 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     task = dict(presentations=args.presentations, dim=args.dim, noise=args.noise, labels=args.classes)
     started = time.perf_counter()
-    iteration = 0
+    iteration = skipped = 0
     while iteration < args.iterations and time.perf_counter() - started < args.time_limit:
         iteration += 1
         classes = int(torch.randint(args.min_classes or args.classes, args.classes + 1, (), generator=generator))
@@ -91,8 +92,7 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
         loss = F.cross_entropy(logits.reshape(-1, args.classes), labels.reshape(-1))  # (T*B, C)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
+        skipped += not clipped_step(optimizer, model.parameters(), 10.0)  # an overflowed gradient is left out
         if iteration % 200 == 0:
             print(
                 f"[{label}] iter {iteration:5d} loss {loss.item():.3f} {time.perf_counter() - started:.0f}s", flush=True
@@ -110,7 +110,8 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
     accuracy = {n: float(correct[n] / count[n]) for n in range(1, args.presentations + 1)}
     shown = ", ".join(f"{n}: {accuracy[n]:.1%}" for n in (1, 2, 3, 5, 10) if n in accuracy)
     print(
-        f"{label}: {parameter_count(model)} parameters, {iteration} episodes x {args.batch} in {seconds:.0f}s; "
+        f"{label}: {parameter_count(model)} parameters, {iteration} episodes x {args.batch} in {seconds:.0f}s "
+        f"({skipped} steps left out: gradient not finite); "
         f"accuracy by presentation {shown}"
     )
     return accuracy

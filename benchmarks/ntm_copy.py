@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memrl.algos.optim import clipped_step
 from memrl.memory import LSTMCore, NTMCore
 from memrl.memory.base import MemoryCore
 
@@ -100,6 +101,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     current_max = min(4, max_length) if curriculum else max_length
     running = None
+    skipped = 0
     started = time.perf_counter()
     for iteration in range(1, iterations + 1):
         length = int(torch.randint(1, current_max + 1, (1,), generator=generator))
@@ -107,14 +109,14 @@ def train(
         loss = bits_per_sequence(model(inputs, length), targets)
         optimizer.zero_grad(set_to_none=True)
         (loss / length).backward()  # per-step loss: the gradient scale does not grow with the length
-        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
+        skipped += not clipped_step(optimizer, model.parameters(), 10.0)  # an overflowed gradient is left out
         per_step = loss.item() / length
         running = per_step if running is None else 0.98 * running + 0.02 * per_step
         if iteration % 100 == 0:
             elapsed = time.perf_counter() - started
             print(
-                f"[{label}] iter {iteration:6d}  max_len {current_max:2d}  bits/step {running:.4f}  {elapsed:.0f}s",
+                f"[{label}] iter {iteration:6d}  max_len {current_max:2d}  bits/step {running:.4f}  {elapsed:.0f}s"
+                + (f"  ({skipped} steps left out: gradient not finite)" if skipped else ""),
                 flush=True,
             )
             if curriculum and current_max < max_length and running < 0.05:

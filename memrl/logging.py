@@ -23,6 +23,7 @@ LEARNING_RATE = "charts/learning_rate"
 ENT_COEF = "charts/ent_coef"
 EPOCHS = "charts/epochs_completed"
 UPDATES = "charts/updates"
+SKIPPED_STEPS = "losses/skipped_steps"  # gradient steps of the update left out: the gradient was not finite
 SPS = "perf/steps_per_second"
 ROLLOUT_SECONDS = "perf/rollout_seconds"
 UPDATE_SECONDS = "perf/update_seconds"

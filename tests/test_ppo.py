@@ -245,3 +245,19 @@ def test_head_mlps_sit_between_core_and_heads(tmp_path) -> None:  # type: ignore
     loaded = type(model).load(tmp_path / "model.pt", device="cpu")
     for name, tensor in model.policy.state_dict().items():
         assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
+
+
+def test_an_overflowed_gradient_is_left_out() -> None:
+    """A non-finite gradient skips the optimiser step (clipping cannot rescue inf) and is counted."""
+    model = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED)
+    before = {name: tensor.clone() for name, tensor in model.policy.state_dict().items()}
+    handle = model.policy.value_head.weight.register_hook(lambda grad: grad * float("inf"))
+    model.learn(20 * 3)  # one update: every gradient step overflows
+    handle.remove()
+    assert model.diagnostics["skipped_steps_total"] == CHUNKED.n_epochs * CHUNKED.num_minibatches
+    for name, tensor in model.policy.state_dict().items():
+        assert torch.isfinite(tensor).all(), name
+        if "value_norm" not in name:
+            assert torch.equal(tensor, before[name]), name
+    model.learn(20 * 3, reset_num_timesteps=False)  # finite again: steps are taken
+    assert model.diagnostics["skipped_steps_total"] == CHUNKED.n_epochs * CHUNKED.num_minibatches

@@ -37,6 +37,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from memrl import logging as tags
 from memrl.algos.losses import compute_gae, explained_variance, normalize, ppo_clip_loss, value_loss
+from memrl.algos.optim import clipped_step
 from memrl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from memrl.config import ConfigError, PPOConfig
 from memrl.memory import clone_state, index_state, map_state
@@ -470,6 +471,7 @@ class MetaPPO(BaseAlgorithm):
 
         policy.train(True)
         num_sequences = n_chunks * B
+        skipped_steps = 0  # gradient steps left out because the gradient was not finite
         stats: dict[str, list[float]] = {
             k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
         }
@@ -494,8 +496,8 @@ class MetaPPO(BaseAlgorithm):
                     self.diagnostics["first_minibatch_approx_kl"] = float(pg_stats["approx_kl"])
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
+                if not clipped_step(self.optimizer, policy.parameters(), cfg.max_grad_norm):
+                    skipped_steps += 1  # the gradient overflowed: the step is left out
                 for key, value in (
                     ("policy_loss", pg_loss),
                     ("value_loss", v_loss),
@@ -516,6 +518,8 @@ class MetaPPO(BaseAlgorithm):
         summary["learning_rate"] = lr
         summary["ent_coef"] = ent_coef
         summary["epochs"] = float(epochs_done)
+        summary["skipped_steps"] = float(skipped_steps)
+        self.diagnostics["skipped_steps_total"] = self.diagnostics.get("skipped_steps_total", 0.0) + skipped_steps
         return summary
 
     # ------------------------------------------------------------------------------------
@@ -575,6 +579,7 @@ class MetaPPO(BaseAlgorithm):
         record(tags.LEARNING_RATE, update["learning_rate"])
         record(tags.ENT_COEF, update["ent_coef"])
         record(tags.EPOCHS, update["epochs"])
+        record(tags.SKIPPED_STEPS, update["skipped_steps"])
         record(tags.SPS, steps / max(rollout_seconds + update_seconds, 1e-9))
         record(tags.ROLLOUT_SECONDS, rollout_seconds)
         record(tags.UPDATE_SECONDS, update_seconds)
