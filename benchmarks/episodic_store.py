@@ -3,6 +3,9 @@
 1. Lookup: 64 queries against a shared store holding 100,000 keys of width 64 (values of width
    128), k = 8 neighbours, LRU touch included; the median of ``--repeats`` timed lookups after
    warm-up, with torch's default thread count (``--threads`` to change it).
+   Beside it, a peer: the bare one-thread bfloat16 product of stage 1's share (half the keys),
+   timed the same way, so that a run in one of this VM's slow stretches shows as one (the lookup
+   takes about 2.0-2.4 peers).
 2. Training (skip with ``--lookup-only``): MetaPPO on ``configs/episodic_barcode.yaml`` with the
    store on and with ``policy.episodic.mode=off``, the same steps each, alternating twice in this
    one process; steps per second of each and their ratio.
@@ -37,6 +40,30 @@ def time_lookup(num_keys: int, key_size: int, queries: int, neighbors: int, repe
         store.lookup(batch)
         times.append((time.perf_counter() - started) * 1000)
     return times
+
+
+def time_peer(num_keys: int, key_size: int, queries: int, repeats: int) -> float:
+    """Median ms of the bare bfloat16 product a lookup's stage 1 does, on one thread for half the keys.
+
+    The machine's own speed at the moment of the run: this VM has slow stretches in which every
+    program runs slower, and the lookup's time means more next to this peer measured beside it.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        keys = torch.randn(num_keys // 2, key_size + 2).bfloat16()
+        rows = torch.randn(key_size + 2, queries).bfloat16()
+        out = torch.empty(num_keys // 2, queries, dtype=torch.bfloat16)
+        for _ in range(3):
+            torch.mm(keys, rows, out=out)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            torch.mm(keys, rows, out=out)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def time_training(steps: int, rounds: int) -> tuple[float, float]:
@@ -81,6 +108,12 @@ def main() -> None:
         )
         torch.set_num_threads(threads)
     times = time_lookup(args.keys, args.key_size, args.queries, args.neighbors, args.repeats)
+    peer = time_peer(args.keys, args.key_size, args.queries, args.repeats)
+    print(
+        f"peer: a bare one-thread bfloat16 product of {args.keys // 2:,} x {args.key_size + 2} by "
+        f"{args.key_size + 2} x {args.queries} (stage 1's share of one thread) took {peer:.2f} ms "
+        f"(about 2.0-2.3 on this machine when quiet); lookup / peer: {statistics.median(times) / peer:.2f}"
+    )
     print(
         f"lookup of {args.queries} queries in {args.keys:,} keys of width {args.key_size}, k={args.neighbors}, "
         f"{threads} torch threads: median {statistics.median(times):.2f} ms, min {min(times):.2f} ms, "
