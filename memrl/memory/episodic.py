@@ -191,26 +191,25 @@ class EpisodicStore:
         k = self.neighbors
         if self.num_stores == 1 and self.blocked:
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
-            with _single_thread():  # the whole lookup: see _blocked_search
+            with _single_thread():  # the whole lookup, touch included: see _blocked_search
                 recall = self._blocked_search(queries, k, threads=workers)
                 if touch:
                     self._touch(torch.zeros_like(recall.slots), recall)
             return recall
+        if self.num_stores == 1:
+            distances = self._search[0] @ self._augment(queries).T  # (C, K+2) @ (K+2, B) -> (C, B)
+            index = distances.topk(k, dim=0, largest=False).indices.T  # (k, B) -> (B, k)
+            store = torch.zeros_like(index)
         else:
-            if self.num_stores == 1:
-                distances = self._search[0] @ self._augment(queries).T  # (C, K+2) @ (K+2, B) -> (C, B)
-                index = distances.topk(k, dim=0, largest=False).indices.T  # (k, B) -> (B, k)
-                store = torch.zeros_like(index)
-            else:
-                if queries.shape[0] != self.num_stores:
-                    raise ValueError(
-                        f"a per-env store takes one query per store: got {queries.shape[0]} for {self.num_stores}"
-                    )
-                # (S, 1, K+2) @ (S, K+2, C) -> (S, C): each env's query against its own store
-                distances = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
-                index = distances.float().topk(k, dim=1, largest=False).indices  # (S, k)
-                store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
-            recall = self._gather(store, index)
+            if queries.shape[0] != self.num_stores:
+                raise ValueError(
+                    f"a per-env store takes one query per store: got {queries.shape[0]} for {self.num_stores}"
+                )
+            # (S, 1, K+2) @ (S, K+2, C) -> (S, C): each env's query against its own store
+            distances = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
+            index = distances.float().topk(k, dim=1, largest=False).indices  # (S, k)
+            store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
+        recall = self._gather(store, index)
         if touch:
             self._touch(store, recall)
         return recall
