@@ -48,12 +48,28 @@ def test_epsilon_greedy_rule() -> None:
     assert np.allclose(choices(B.EpsilonGreedyAgent(0.3), [3, 0], [1, 0], 5), [0.85, 0.15], atol=0.02)
 
 
-def test_thompson_and_optimistic_thompson_rules() -> None:
+def test_thompson_and_mean_floor_thompson_rules() -> None:
     # arm 0: Beta(1, 1); arm 1: almost surely 0.45. TS samples arm 0 above 0.45 with probability 0.55;
-    # OTS floors the sample at the posterior mean 0.5 > 0.45, so it always takes arm 0.
+    # May et al.'s optimistic sampling floors the sample at the posterior mean 0.5 > 0.45: always arm 0.
     s, f = [0, 44999], [0, 55000]
     assert np.isclose(choices(B.ThompsonAgent(), s, f, 5)[0], 0.55, atol=0.025)
-    assert choices(B.OptimisticThompsonAgent(), s, f, 5)[0] == 1.0
+    assert choices(B.MeanFloorThompsonAgent(), s, f, 5)[0] == 1.0
+
+
+def test_optimistic_thompson_keeps_the_most_probable_draw() -> None:
+    # arm 0: Beta(3, 1) (two successes), density 3x^2, rising to 1; arm 1: Beta(1, 1), flat.
+    # One draw is Thompson sampling: arm 0 wins with P(x0 > u) = E[x0] = 3/4. Of n draws the most
+    # probable one has the largest x0, the maximum of n Beta(3, 1) draws: E[max] = 3n / (3n + 1).
+    s, f = [2, 0], [0, 0]
+    assert np.isclose(choices(B.OptimisticThompsonAgent(samples=1), s, f, 5)[0], 0.75, atol=0.025)
+    assert np.isclose(choices(B.OptimisticThompsonAgent(samples=20), s, f, 5)[0], 60 / 61, atol=0.01)
+    # the density, not the value, decides: arm 0 Beta(1, 3) (mode 0) against arm 1 Beta(2, 2) (mode 1/2);
+    # the most probable of many draws sits near (0, 1/2), so arm 1 wins far more often than under TS
+    ts, ots = (choices(agent, [0, 1], [2, 1], 5)[1] for agent in (B.ThompsonAgent(), B.OptimisticThompsonAgent(20)))
+    assert ts == pytest.approx(0.8, abs=0.03) and ots > 0.9  # TS: P(Beta(2, 2) > Beta(1, 3)) = 1 - 6 B(2, 5) = 0.8
+    assert B.OptimisticThompsonAgent.grid == tuple(float(n) for n in range(1, 21))
+    with pytest.raises(ValueError, match="samples"):
+        B.OptimisticThompsonAgent(samples=0)
 
 
 def test_ucb1_rule() -> None:
@@ -218,9 +234,9 @@ def test_mdp_rules_on_hand_made_statistics() -> None:
     # zero-mean reward prior: the untried action is worth 0 < 10 / 51, so greedy exploits action 0;
     # the task's N(1, 1) prior makes it worth 1, so greedy tries it.
     assert mdp_action(M.GreedyMDPAgent(), stats) == 0
-    assert mdp_action(M.GreedyMDPAgent(reward_prior_mean=1.0), stats) == 1
-    assert mdp_action(M.BEBAgent(beta=0.0), stats) == 0
-    assert mdp_action(M.BEBAgent(beta=2.0), stats) == 1  # bonus 2 / (1 + 0) for the untried action
+    assert mdp_action(M.GreedyMDPAgent(reward_prior_mean=1.0, prior_weight=1.0), stats) == 1
+    assert mdp_action(M.KolterNgBEBAgent(beta=0.0), stats) == 0
+    assert mdp_action(M.KolterNgBEBAgent(beta=2.0), stats) == 1  # bonus 2 / (1 + 0) for the untried action
     assert mdp_action(M.UCRL2Agent(scale=0.0), stats) == 0
     assert mdp_action(M.UCRL2Agent(scale=1.0), stats) == 1
     psrl = [mdp_action(M.PSRLAgent(), stats) for _ in range(1)]
@@ -232,6 +248,35 @@ def test_mdp_rules_on_hand_made_statistics() -> None:
     q = eps.plan(stats, 2, np.random.default_rng(0))
     acts = eps.act(np.repeat(q[:, 0], 4000, axis=0), np.zeros(4000, dtype=np.int64), np.random.default_rng(0))
     assert np.mean(acts) == pytest.approx(0.5, abs=0.03)
+
+
+def test_beb_bonuses_match_a_hand_worked_plan() -> None:
+    """Duan et al.'s BEB on the two-action statistics, horizon 2, scaling 0.01: beta = 2 * 2^2 * 0.01 = 0.08.
+
+    Last step (no step left after it): Q = posterior mean + 1 / (N + 2): action 0 (N = 50, mean
+    10 / 51): 10/51 + 1/52; the untried action 1: 0 + 1/2. First step: add P V_1, which is 1/2 from
+    every row (each state's best last-step action is an untried one, worth 1/2), and, for the one step
+    left, beta H / (1 + S + N) = 0.16 / 53 for action 0 and 0.16 / 3 for action 1.
+    """
+    q = M.BEBAgent(scaling=0.01).plan(two_action_stats(), 2, np.random.default_rng(0))
+    last = [10 / 51 + 1 / 52, 0.5]
+    np.testing.assert_allclose(q[0, 1, 0], last)
+    np.testing.assert_allclose(q[0, 0, 0], [last[0] + 0.5 + 0.16 / 53, 0.5 + 0.5 + 0.16 / 3])
+    assert len(M.BEBAgent.grid) == 21 and M.BEBAgent.grid[0] == pytest.approx(1e-4) and M.BEBAgent.grid[-1] == 1.0
+
+
+def test_paper_epsilon_greedy_and_greedy_plan_on_the_empirical_model() -> None:
+    """The paper's greedy agents give the prior a weight of 1e-4: an action tried once is worth its one
+    reward, not a posterior mean shrunk towards the prior; epsilon's grid leaves 0 to the Greedy column."""
+    stats = M.MDPStats.empty(1, 2, 2)
+    stats.visits[0, 0, 1], stats.reward_sum[0, 0, 1], stats.transition_counts[0, 0, 1, 0] = 1, 0.8, 1
+    q = M.GreedyMDPAgent().plan(stats, 1, np.random.default_rng(0))
+    np.testing.assert_allclose(q[0, 0, 0], [0.0, 0.8], atol=1e-3)
+    bayes = M.GreedyMDPAgent(prior_weight=1.0).plan(stats, 1, np.random.default_rng(0))
+    np.testing.assert_allclose(bayes[0, 0, 0], [0.0, 0.4])  # (0 * 1 + 0.8) / (1 + 1)
+    assert M.EpsilonGreedyMDPAgent.grid == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    with pytest.raises(ValueError, match="prior_weight"):
+        M.GreedyMDPAgent(prior_weight=0.0)
 
 
 def test_myopic_ignores_where_an_action_leads() -> None:

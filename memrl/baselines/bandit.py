@@ -115,9 +115,37 @@ class ThompsonAgent(BanditAgent):
 
 
 class OptimisticThompsonAgent(BanditAgent):
-    """Optimistic Thompson sampling (May et al. 2012): samples floored at the posterior mean, ``max(sample, mean)``."""
+    """Optimistic Thompson sampling as Duan et al. evaluate it: the most probable of ``samples`` posterior draws.
+
+    Each pull draws ``samples`` joint samples of the arm means from the Beta(1 + s, 1 + f) posteriors,
+    keeps the one of highest posterior density, and pulls its best arm. One sample is Thompson
+    sampling; more samples pull the choice towards the posterior mode, i.e. towards greedy. This is
+    the rule of the RL² authors' public evaluation scripts (rllab's ``sandbox/rocky/neural_learner``,
+    ``samples`` tuned over 1..20); the paper itself does not define its OTS. ``samples`` is tuned on
+    training tasks. The other "optimistic" rule of the literature is :class:`MeanFloorThompsonAgent`.
+    """
 
     name, label = "optimistic_thompson", "OTS"
+    parameter = "samples"
+    grid = tuple(float(n) for n in range(1, 21))
+
+    def __init__(self, samples: int = 1) -> None:
+        if samples < 1 or samples != int(samples):
+            raise ValueError(f"OTS: samples must be a whole number >= 1, got {samples}")
+        self.samples = samples
+
+    def act(self, successes: np.ndarray, failures: np.ndarray, pulls_left: int, rng: np.random.Generator) -> np.ndarray:
+        draws = rng.beta(successes + 1.0, failures + 1.0, size=(int(self.samples), *successes.shape))  # (n, B, k)
+        draws = np.clip(draws, 1e-300, 1.0 - 1e-16)  # log(0) stays finite; 0 * log(x) is 0 for untried arms
+        log_density = (successes * np.log(draws) + failures * np.log1p(-draws)).sum(-1)  # (n, B), up to a constant
+        best = draws[log_density.argmax(0), np.arange(successes.shape[0])]  # (B, k) the most probable draw
+        return argmax_random_ties(best, rng)
+
+
+class MeanFloorThompsonAgent(BanditAgent):
+    """Optimistic Bayesian sampling (May et al. 2012): Thompson samples floored at the posterior mean."""
+
+    name, label = "ots_mean_floor", "OTS (mean floor)"
 
     def act(self, successes: np.ndarray, failures: np.ndarray, pulls_left: int, rng: np.random.Generator) -> np.ndarray:
         sample = rng.beta(successes + 1.0, failures + 1.0)
@@ -210,9 +238,11 @@ BANDIT_AGENTS: dict[str, type[BanditAgent]] = {
         EpsilonGreedyAgent,
         GreedyAgent,
         BayesOptimalAgent,
+        MeanFloorThompsonAgent,
     )
 }
-"""Bandit baselines by name, in the column order of Duan et al.'s Table 1 (plus the Bayes-optimal ceiling)."""
+"""Bandit baselines by name, in the column order of Duan et al.'s Table 1, then the Bayes-optimal ceiling and
+May et al.'s optimistic sampling (no published counterpart)."""
 
 
 def play_bandit(

@@ -8,11 +8,11 @@ counts are ``(B, S, A)``, transition counts and models ``(B, S, A, S)``, finite-
 
 Every agent plans once per episode on a model built from the statistics of the trial so far, by
 finite-horizon value iteration (batched over trials), and acts greedily on that plan (ties broken
-uniformly at random). The Bayesian agents use conjugate priors: Dirichlet(1) on each transition row
-(the task distribution's) and N(m, 1) on each mean reward, whose posterior after ``N`` rewards with
-sum ``Σr`` (known noise variance 1) is ``N((m + Σr) / (1 + N), 1 / (1 + N))``; ``m`` is 0 in the
-paper-table agents and 1 (the task distribution's) in the ``*_true_prior`` ones (see
-``PAPER_REWARD_PRIOR_MEAN``).
+uniformly at random). The Bayesian agents use conjugate priors: Dirichlet(w) on each transition row
+and N(m, 1 / w) on each mean reward, whose posterior after ``N`` rewards with sum ``Σr`` (known noise
+variance 1) is ``N((w m + Σr) / (w + N), 1 / (w + N))``. ``m`` is 0 in the paper-table agents and 1
+(the task distribution's) in the ``*_true_prior`` ones (see ``PAPER_REWARD_PRIOR_MEAN``); the prior
+weight ``w`` is 1, except in the paper's greedy and ε-greedy agents (``FLAT_PRIOR_WEIGHT``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ TRUE_REWARD_PRIOR_MEAN = 1.0
 """Mean of the task distribution's own prior on mean rewards, N(1, 1)."""
 PRIOR_REWARD_PRECISION = 1.0
 """Precision (1 / variance) of that prior, in units of one observed reward (noise variance 1)."""
+FLAT_PRIOR_WEIGHT = 1e-4
+"""Prior weight of the paper's greedy and ε-greedy agents: reward-prior precision and Dirichlet concentration.
+
+The RL² authors' public evaluation scripts (rllab's ``sandbox/rocky/neural_learner``) run Osband's
+TabulaRL agents, whose ε-greedy agent (ε = 0: greedy) uses a prior of weight 1e-4: the empirical
+model, with unvisited pairs at reward 0 and uniform transitions. PSRL and BEB use weight 1."""
 
 
 @dataclass
@@ -63,28 +69,35 @@ class MDPStats:
         self.transition_counts[rows, states, actions, next_states] += 1.0
         self.steps += 1
 
-    def reward_posterior_mean(self, prior_mean: float) -> np.ndarray:
-        """Posterior mean of each mean reward under a N(prior_mean, 1) prior."""
-        return (prior_mean * PRIOR_REWARD_PRECISION + self.reward_sum) / (PRIOR_REWARD_PRECISION + self.visits)
+    def reward_posterior_mean(self, prior_mean: float, prior_precision: float = PRIOR_REWARD_PRECISION) -> np.ndarray:
+        """Posterior mean of each mean reward under a N(prior_mean, 1 / prior_precision) prior."""
+        return (prior_mean * prior_precision + self.reward_sum) / (prior_precision + self.visits)
 
     @property
     def reward_posterior_std(self) -> np.ndarray:
         return np.sqrt(1.0 / (PRIOR_REWARD_PRECISION + self.visits))
 
-    @property
-    def transition_posterior_mean(self) -> np.ndarray:
+    def transition_posterior_mean(self, concentration: float = 1.0) -> np.ndarray:
+        """Posterior mean of each transition row under a Dirichlet(concentration) prior."""
         n_states = self.transition_counts.shape[-1]
-        return (self.transition_counts + 1.0) / (self.visits + n_states)[..., None]
+        return (self.transition_counts + concentration) / (self.visits + n_states * concentration)[..., None]
 
 
-def value_iteration(rewards: np.ndarray, transitions: np.ndarray, horizon: int) -> np.ndarray:
+def value_iteration(
+    rewards: np.ndarray, transitions: np.ndarray, horizon: int, bonus_per_step_left: np.ndarray | None = None
+) -> np.ndarray:
     """Finite-horizon Q-values ``(B, H, S, A)`` of the model ``rewards (B, S, A)``, ``transitions (B, S, A, S)``:
-    ``Q_h = R + P V_(h+1)``, ``V_h = max_a Q_h``, ``V_H = 0`` (Bellman 1957; undiscounted, as the trial return)."""
+    ``Q_h = R + P V_(h+1)``, ``V_h = max_a Q_h``, ``V_H = 0`` (Bellman 1957; undiscounted, as the trial return).
+
+    ``bonus_per_step_left (B, S, A)``, if given, adds ``(H - 1 - h)`` times itself to ``Q_h`` (BEB's
+    transition bonus, which grows with the steps left after this one)."""
     trials, n_states, n_actions = rewards.shape
     q = np.empty((trials, horizon, n_states, n_actions))
     value = np.zeros((trials, n_states))
     for h in range(horizon - 1, -1, -1):
         q[:, h] = rewards + np.einsum("bsat,bt->bsa", transitions, value)  # (B, S, A, S) . (B, S) -> (B, S, A)
+        if bonus_per_step_left is not None:
+            q[:, h] += (horizon - 1 - h) * bonus_per_step_left
         value = q[:, h].max(axis=-1)
     return q
 
@@ -151,18 +164,32 @@ class RandomMDPAgent(MDPAgent):
 
 
 class GreedyMDPAgent(MDPAgent):
-    """Optimal policy of the posterior-mean model (certainty equivalence), re-planned every episode."""
+    """Optimal policy of the posterior-mean model (certainty equivalence), re-planned every episode.
+
+    ``prior_weight`` is the prior's weight in observations: the reward prior's precision and the
+    Dirichlet concentration of each transition row. The paper's greedy agent (the default) uses
+    :data:`FLAT_PRIOR_WEIGHT`, i.e. the empirical model; the ``*_true_prior`` agents use 1.
+    """
 
     name, label = "greedy", "Greedy"
     bayesian = True
 
-    def __init__(self, reward_prior_mean: float = PAPER_REWARD_PRIOR_MEAN) -> None:
+    def __init__(
+        self, reward_prior_mean: float = PAPER_REWARD_PRIOR_MEAN, prior_weight: float = FLAT_PRIOR_WEIGHT
+    ) -> None:
+        if prior_weight <= 0:
+            raise ValueError(f"{self.name}: prior_weight must be > 0, got {prior_weight}")
         self.reward_prior_mean = reward_prior_mean
+        self.prior_weight = prior_weight
+
+    def mean_rewards(self, stats: MDPStats) -> np.ndarray:
+        return stats.reward_posterior_mean(self.reward_prior_mean, self.prior_weight)
 
     def plan(self, stats: MDPStats, horizon: int, rng: np.random.Generator) -> np.ndarray:
-        return value_iteration(
-            stats.reward_posterior_mean(self.reward_prior_mean), stats.transition_posterior_mean, horizon
-        )
+        return value_iteration(self.mean_rewards(stats), stats.transition_posterior_mean(self.prior_weight), horizon)
+
+    def params(self) -> dict[str, float]:
+        return {**super().params(), "prior_weight": self.prior_weight}
 
 
 class MyopicMDPAgent(GreedyMDPAgent):
@@ -175,21 +202,30 @@ class MyopicMDPAgent(GreedyMDPAgent):
     name, label = "myopic", "Myopic"
 
     def plan(self, stats: MDPStats, horizon: int, rng: np.random.Generator) -> np.ndarray:
-        rewards = stats.reward_posterior_mean(self.reward_prior_mean)  # (B, S, A)
+        rewards = self.mean_rewards(stats)  # (B, S, A)
         return np.broadcast_to(rewards[:, None], (rewards.shape[0], horizon, *rewards.shape[1:]))
 
 
 class EpsilonGreedyMDPAgent(GreedyMDPAgent):
-    """Greedy on the posterior-mean model, but a uniformly random action with probability epsilon (tuned)."""
+    """Greedy on the posterior-mean model, but a uniformly random action with probability epsilon (tuned).
+
+    The grid is the one of the RL² authors' evaluation scripts, 0.1 to 1: epsilon = 0 is the Greedy
+    column of the table, so this column is the best agent that does explore at random.
+    """
 
     name, label = "epsilon_greedy", "ε-Greedy"
     parameter = "epsilon"
-    grid = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+    grid = tuple(round(0.1 * i, 1) for i in range(1, 11))
 
-    def __init__(self, epsilon: float = 0.1, reward_prior_mean: float = PAPER_REWARD_PRIOR_MEAN) -> None:
+    def __init__(
+        self,
+        epsilon: float = 0.1,
+        reward_prior_mean: float = PAPER_REWARD_PRIOR_MEAN,
+        prior_weight: float = FLAT_PRIOR_WEIGHT,
+    ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-        super().__init__(reward_prior_mean)
+        super().__init__(reward_prior_mean, prior_weight)
         self.epsilon = epsilon
 
     def act(self, q_step: np.ndarray, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -217,10 +253,40 @@ class PSRLAgent(MDPAgent):
 
 
 class BEBAgent(MDPAgent):
-    """Bayesian exploration bonus (Kolter & Ng 2009): the posterior-mean model with reward
-    ``E[R(s, a)] + beta / (1 + N(s, a))``; beta tuned on training tasks."""
+    """Bayesian exploration bonus in the form Duan et al. evaluate (Osband's TabulaRL ``BEB``).
+
+    The posterior-mean model (N(0, 1) reward prior, Dirichlet(1) rows) planned with two bonuses: a
+    reward bonus ``1 / (N(s, a) + 2)`` (one over the reward posterior's precision plus one) and a
+    transition bonus ``beta H / (1 + S + N(s, a))`` for each step left after this one, with
+    ``beta = 2 H^2 scaling``. ``scaling`` is tuned on training tasks over the authors' grid, 21 points
+    spaced evenly in log from 1e-4 to 1. Kolter & Ng's (2009) original bonus is :class:`KolterNgBEBAgent`.
+    """
 
     name, label = "beb", "BEB"
+    bayesian = True
+    parameter = "scaling"
+    grid = tuple(float(x) for x in np.exp(np.linspace(np.log(1e-4), 0.0, 21)))
+
+    def __init__(self, scaling: float = 1e-4, reward_prior_mean: float = PAPER_REWARD_PRIOR_MEAN) -> None:
+        if scaling < 0:
+            raise ValueError(f"BEB: scaling must be >= 0, got {scaling}")
+        self.scaling = scaling
+        self.reward_prior_mean = reward_prior_mean
+
+    def plan(self, stats: MDPStats, horizon: int, rng: np.random.Generator) -> np.ndarray:
+        n_states = stats.transition_counts.shape[-1]
+        beta = 2.0 * horizon**2 * self.scaling
+        reward_bonus = 1.0 / (PRIOR_REWARD_PRECISION + stats.visits + 1.0)  # 1 / (posterior precision + 1)
+        rewards = stats.reward_posterior_mean(self.reward_prior_mean) + reward_bonus
+        transition_bonus = beta * horizon / (1.0 + n_states + stats.visits)  # Dirichlet(1) row: S + N pseudo-counts
+        return value_iteration(rewards, stats.transition_posterior_mean(), horizon, transition_bonus)
+
+
+class KolterNgBEBAgent(MDPAgent):
+    """Bayesian exploration bonus of Kolter & Ng (2009): the posterior-mean model with reward
+    ``E[R(s, a)] + beta / (1 + N(s, a))``; beta tuned on training tasks."""
+
+    name, label = "beb_kolter_ng", "BEB (Kolter & Ng)"
     bayesian = True
     parameter = "beta"
     grid = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
@@ -233,7 +299,7 @@ class BEBAgent(MDPAgent):
 
     def plan(self, stats: MDPStats, horizon: int, rng: np.random.Generator) -> np.ndarray:
         rewards = stats.reward_posterior_mean(self.reward_prior_mean) + self.beta / (1.0 + stats.visits)
-        return value_iteration(rewards, stats.transition_posterior_mean, horizon)
+        return value_iteration(rewards, stats.transition_posterior_mean(), horizon)
 
 
 class UCRL2Agent(MDPAgent):
@@ -281,11 +347,12 @@ MDP_AGENTS: dict[str, Callable[[], MDPAgent]] = {
     "epsilon_greedy": EpsilonGreedyMDPAgent,
     "greedy": GreedyMDPAgent,
     "psrl_true_prior": lambda: PSRLAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN),
-    "greedy_true_prior": lambda: GreedyMDPAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN),
-    "myopic_true_prior": lambda: MyopicMDPAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN),
+    "greedy_true_prior": lambda: GreedyMDPAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN, prior_weight=1.0),
+    "myopic_true_prior": lambda: MyopicMDPAgent(reward_prior_mean=TRUE_REWARD_PRIOR_MEAN, prior_weight=1.0),
+    "beb_kolter_ng": KolterNgBEBAgent,
 }
-"""Tabular-MDP baselines by name, in the column order of Duan et al.'s Table 2, then the Bayesian agents
-with the task distribution's own N(1, 1) reward prior (no published counterpart)."""
+"""Tabular-MDP baselines by name, in the column order of Duan et al.'s Table 2, then agents with no published
+counterpart: the Bayesian agents with the task distribution's own N(1, 1) reward prior, and Kolter & Ng's BEB."""
 
 
 def play_mdp(
