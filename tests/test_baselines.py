@@ -190,10 +190,12 @@ def test_no_bandit_baseline_beats_bayes_optimal() -> None:
     optimum = bayes_optimal_tables(5, 10).value
     assert optimum == pytest.approx(6.65999, abs=1e-4)
     for name, cls in B.BANDIT_AGENTS.items():
-        returns, per_pull = B.play_bandit(cls(), probs, 10, np.random.default_rng(2))
-        mean, stderr = mean_stderr(returns)
-        assert np.allclose(per_pull.sum(axis=1), returns)
-        assert mean <= optimum + 3 * stderr, name
+        agents = [cls()] if cls.parameter is None else [cls().with_value(v) for v in cls.grid]  # every candidate
+        for agent in agents:
+            returns, per_pull = B.play_bandit(agent, probs, 10, np.random.default_rng(2))
+            mean, stderr = mean_stderr(returns)
+            assert np.allclose(per_pull.sum(axis=1), returns)
+            assert mean <= optimum + 3 * stderr, (name, agent.params())
         if name == "bayes_optimal":
             assert abs(mean - optimum) <= 3 * stderr
 
