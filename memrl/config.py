@@ -177,6 +177,11 @@ class PPOConfig:
     policy, where the optimum is one)."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
+    reward_coef: float = 0.0
+    """Weight of an auxiliary loss (0: off): a head predicts each step's reward from the actor's memory
+    and the action taken, so the memory is trained to keep what the task pays (as in the reward
+    decoders of VariBAD, Zintgraf et al. 2020; UNREAL's auxiliary tasks, Jaderberg et al. 2017). The
+    policy's actions do not use the head."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
     normalize_advantage: bool = True
@@ -273,7 +278,7 @@ _POSITIVE_INT = {
 }
 _UNIT_INTERVAL = {"ppo.gamma", "ppo.gae_lambda", "tasks.new_task_fraction"}
 _POSITIVE_FLOAT = {"ppo.learning_rate", "ppo.clip_range", "ppo.max_grad_norm", "ppo.adam_eps"}
-_NON_NEGATIVE = {"ppo.ent_coef", "ppo.vf_coef", "ppo.weight_decay", "train.checkpoint_every"}
+_NON_NEGATIVE = {"ppo.ent_coef", "ppo.vf_coef", "ppo.reward_coef", "ppo.weight_decay", "train.checkpoint_every"}
 
 
 def _check_ranges(cfg: Config) -> None:

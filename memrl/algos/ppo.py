@@ -157,6 +157,8 @@ class MetaPPO(BaseAlgorithm):
         episodic = self.policy_kwargs.get("episodic") or {}
         if episodic.get("mode", "off") != "off" and "episodic_layout" not in self.policy_kwargs:
             self.policy_kwargs["episodic_layout"] = self._trial_layout()
+        if cfg.reward_coef > 0:
+            self.policy_kwargs["reward_head"] = True
         self.policy = self.policy_class(  # type: ignore[assignment]
             observation_space=self.observation_space, action_space=self.action_space, **self.policy_kwargs
         ).to(self.device)
@@ -464,6 +466,7 @@ class MetaPPO(BaseAlgorithm):
             return x.reshape(L, n_chunks * B, *x.shape[3:])  # (L, C, B, ...) -> (L, C*B, ...)
 
         obs, actions = to_sequences(rollout["observations"]), to_sequences(rollout["actions"])
+        rewards_seq = to_sequences(rollout["rewards"])
         starts, old_log_probs = to_sequences(rollout["starts"]), to_sequences(rollout["log_probs"])
         advantages_seq, targets_seq, old_values_seq = map(to_sequences, (advantages, targets, old_values))
         init_states = map_state(lambda *xs: torch.cat(xs, dim=0), *rollout["chunk_states"])  # (C*B, ...)
@@ -472,9 +475,8 @@ class MetaPPO(BaseAlgorithm):
         policy.train(True)
         num_sequences = n_chunks * B
         skipped_steps = 0  # gradient steps left out because the gradient was not finite
-        stats: dict[str, list[float]] = {
-            k: [] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-        }
+        keys = ["policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"]
+        stats: dict[str, list[float]] = {k: [] for k in keys + (["reward_loss"] if cfg.reward_coef > 0 else [])}
         epochs_done = 0
         stop = False
         for _epoch in range(cfg.n_epochs):
@@ -490,6 +492,12 @@ class MetaPPO(BaseAlgorithm):
                 pg_loss, pg_stats = ppo_clip_loss(log_prob, old_log_probs[:, batch], batch_advantages, cfg.clip_range)
                 v_loss = value_loss(out.values, old_values_seq[:, batch], targets_seq[:, batch], cfg.clip_range_vf)
                 loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
+                if cfg.reward_coef > 0:
+                    assert out.features is not None
+                    predicted = policy.predict_reward(out.features, actions[:, batch])
+                    r_loss = 0.5 * (predicted - rewards_seq[:, batch]).pow(2).mean()
+                    loss = loss + cfg.reward_coef * r_loss
+                    stats["reward_loss"].append(float(r_loss.detach()))
                 if epochs_done == 0 and not stats["approx_kl"]:
                     # Invariant: before any gradient step the replayed memory equals the acting memory.
                     self.diagnostics["first_minibatch_max_ratio_error"] = float((pg_stats["ratio"] - 1).abs().max())
@@ -576,6 +584,8 @@ class MetaPPO(BaseAlgorithm):
                     record(tag, self.diagnostics[key])
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance"):
             record(f"losses/{key}", update[key])
+        if "reward_loss" in update:
+            record("losses/reward_loss", update["reward_loss"])
         record(tags.LEARNING_RATE, update["learning_rate"])
         record(tags.ENT_COEF, update["ent_coef"])
         record(tags.EPOCHS, update["epochs"])

@@ -36,6 +36,7 @@ class PolicyOutput(NamedTuple):
     state: PolicyState
     query: torch.Tensor | None = None  # (T, B, K) episodic keys of the steps (None without a store)
     memory_value: torch.Tensor | None = None  # (B, V) what the store would keep of the last step
+    features: torch.Tensor | None = None  # (T, B, F) the actor's memory features (what the heads read)
 
 
 class RunningNorm(nn.Module):
@@ -139,6 +140,7 @@ class RL2Policy(nn.Module):
         memory: dict[str, Any] | None = None,
         episodic: dict[str, Any] | None = None,
         episodic_layout: dict[str, list[int]] | None = None,
+        reward_head: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -191,6 +193,14 @@ class RL2Policy(nn.Module):
         nn.init.orthogonal_(self.value_head.weight, gain=1.0)
         nn.init.zeros_(self.value_head.bias)
         self.value_norm = RunningNorm()
+        # Auxiliary reward prediction (MetaPPO's ``reward_coef``): r_t from the memory features and a_t.
+        self._action_size = int(spaces.flatdim(action_space))
+        self.reward_head: nn.Module | None = None
+        if reward_head:
+            size = head_sizes[-1] if head_sizes else hidden_size
+            self.reward_head = nn.Sequential(
+                _mlp([self.actor.core.output_size + self._action_size, size], activation), nn.Linear(size, 1)
+            )
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> PolicyState:
         critic = None if self.critic is None else self.critic.core.initial_state(batch, device)
@@ -225,7 +235,17 @@ class RL2Policy(nn.Module):
             critic_features = features
         values = self.value_head(self.critic_mlp(critic_features)).squeeze(-1)  # (T, B, 1) -> (T, B)
         memory_value = self._memory_value(actor_state, output[-1]) if self.episodic_on else None
-        return PolicyOutput(params, values, PolicyState(actor_state, critic_state), query, memory_value)
+        return PolicyOutput(params, values, PolicyState(actor_state, critic_state), query, memory_value, features)
+
+    def predict_reward(self, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The auxiliary head's reward prediction ``(T, B)`` for ``actions`` taken on ``features (T, B, F)``."""
+        if self.reward_head is None:
+            raise RuntimeError("this policy has no reward head: build it with reward_head=True (ppo.reward_coef > 0)")
+        if isinstance(self.action_space, spaces.Discrete):
+            encoded = nn.functional.one_hot(actions.long(), self._action_size).to(features.dtype)
+        else:
+            encoded = actions.reshape(*actions.shape[:2], -1).to(features.dtype)
+        return self.reward_head(torch.cat([features, encoded], dim=-1)).squeeze(-1)
 
     def _memory_value(self, state: State, last_output: torch.Tensor) -> torch.Tensor:
         """What the store keeps of a step: the (last layer's) LSTM cell state, else the core's output."""
