@@ -212,7 +212,8 @@ def evaluate_baselines(
         )
     tasks = sampler.test_tasks[:trials]
     if log is not None:
-        log(f"{env_cfg.id} {setting.describe()}: {len(chosen)} baselines on the first {trials} test tasks")
+        plural = "" if len(chosen) == 1 else "s"
+        log(f"{env_cfg.id} {setting.describe()}: {len(chosen)} baseline{plural} on the first {trials} test tasks")
     tune_trials = DEFAULT_TUNE_TRIALS[env_cfg.id] if tune_trials is None else tune_trials
     results = []
     for name in chosen:
