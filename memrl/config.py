@@ -130,6 +130,10 @@ class PolicyConfig:
     """Sizes of the MLP that embeds the input before the core (empty: feed the input directly)."""
     head_sizes: list[int] = field(default_factory=list)
     """Sizes of the MLPs between the core and the action and value heads, one MLP each (empty: linear heads)."""
+    hyper_size: int = 0
+    """Width of a hypernetwork layer (0: none): a layer on the step's input whose weights and bias are computed
+    from the memory core's output, ``z = act(W(m) x + b(m))``, feeding the heads in place of ``m``; the
+    recurrent hypernetwork of Beck et al. (2023), with their bias-HyperInit."""
     layer_norm: bool = False
     """Layer-normalise the core's output."""
     shared_critic: bool = True
@@ -278,7 +282,14 @@ _POSITIVE_INT = {
 }
 _UNIT_INTERVAL = {"ppo.gamma", "ppo.gae_lambda", "tasks.new_task_fraction"}
 _POSITIVE_FLOAT = {"ppo.learning_rate", "ppo.clip_range", "ppo.max_grad_norm", "ppo.adam_eps"}
-_NON_NEGATIVE = {"ppo.ent_coef", "ppo.vf_coef", "ppo.reward_coef", "ppo.weight_decay", "train.checkpoint_every"}
+_NON_NEGATIVE = {
+    "ppo.ent_coef",
+    "ppo.vf_coef",
+    "ppo.reward_coef",
+    "ppo.weight_decay",
+    "train.checkpoint_every",
+    "policy.hyper_size",
+}
 
 
 def _check_ranges(cfg: Config) -> None:

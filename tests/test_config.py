@@ -76,6 +76,8 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
         (["env.num_envs=0"], "env.num_envs must be a positive integer"),
         (["ppo.learning_rate=0"], "ppo.learning_rate must be > 0"),
         (["ppo.ent_coef=-0.01"], "ppo.ent_coef must be >= 0"),
+        (["ppo.reward_coef=-1"], "ppo.reward_coef must be >= 0"),
+        (["policy.hyper_size=-8"], "policy.hyper_size must be >= 0"),
         (["env.max_trial_steps=0"], "env.max_trial_steps"),
         (["policy.embed_sizes=[32, 0]"], "policy.embed_sizes"),
         (["policy.head_sizes=[-4]"], "policy.head_sizes"),

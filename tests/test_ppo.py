@@ -300,3 +300,31 @@ def test_auxiliary_reward_prediction(tmp_path) -> None:  # type: ignore[no-untyp
         assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
     with pytest.raises(RuntimeError, match="reward_coef"):
         build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=8), CHUNKED).policy.predict_reward(out.features, obs)
+
+
+def test_hypernetwork_layer_computes_its_weights_from_memory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``policy.hyper_size``: the heads read ``tanh(W(m) x + b(m))``, a layer on the step's input whose weights
+    come from the memory features; replay stays exact and a checkpoint restores it."""
+    from memrl.policies.rl2 import _HyperLayer
+
+    layer = _HyperLayer(memory_size=3, input_size=2, size=4, activation="tanh")
+    memory, x = torch.randn(5, 3), torch.randn(5, 2)
+    params = layer.hyper(memory)  # (5, (2 + 1) * 4): W as (2, 4) row-major, then b (4)
+    by_hand = torch.tanh(torch.einsum("bd,bdz->bz", x, params[:, :8].reshape(5, 2, 4)) + params[:, 8:])
+    torch.testing.assert_close(layer(memory, x), by_hand)
+    # bias-HyperInit: with zero memory the layer is an ordinary initialised one, nonzero for a nonzero input
+    zero = layer(torch.zeros(1, 3), x[:1])
+    assert zero.abs().sum() > 0
+
+    model = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, hyper_size=8, head_sizes=[16])
+    assert model.policy.actor_hyper is not None and model.policy.actor_mlp[0].in_features == 8
+    model.learn(3 * 20 * 3)
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    model.save(tmp_path / "model.pt")
+    loaded = type(model).load(tmp_path / "model.pt", device="cpu")
+    for name, tensor in model.policy.state_dict().items():
+        assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
+    separate = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, hyper_size=8, shared_critic=False)
+    assert separate.policy.critic_hyper is not None
+    separate.learn(3 * 20)
+    assert separate.diagnostics["first_minibatch_max_ratio_error"] < 1e-5

@@ -81,6 +81,34 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _HyperLayer(nn.Module):
+    """``z = act(W(m) x + b(m))``: a layer on the step's input ``x`` whose weights a linear hypernetwork
+    computes from the memory features ``m`` (the recurrent hypernetwork of Beck et al. 2023).
+
+    The memory then acts on the input multiplicatively: a memory that holds, say, each state's best
+    action can pick it out for the current state with a single layer. Bias-HyperInit (Beck et al.):
+    the hypernetwork's bias holds an ordinarily initialised layer and its weights start small, so
+    at first the layer is a plain one and the memory's say in it grows with training.
+    """
+
+    def __init__(self, memory_size: int, input_size: int, size: int, activation: str) -> None:
+        super().__init__()
+        self.input_size, self.size = input_size, size
+        self.hyper = nn.Linear(memory_size, (input_size + 1) * size)
+        base = nn.Linear(input_size, size)
+        with torch.no_grad():
+            self.hyper.weight.mul_(0.1)
+            self.hyper.bias.copy_(torch.cat([base.weight.t().reshape(-1), base.bias]))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, memory: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``memory (..., F)`` and ``x (..., D)`` -> ``(..., size)``."""
+        params = self.hyper(memory)  # (..., (D + 1) * Z)
+        weight = params[..., : self.input_size * self.size].unflatten(-1, (self.input_size, self.size))  # (..., D, Z)
+        bias = params[..., self.input_size * self.size :]  # (..., Z)
+        return self.act((x.unsqueeze(-2) @ weight).squeeze(-2) + bias)
+
+
 class _Tower(nn.Module):
     """Input embedding -> memory core -> optional layer norm."""
 
@@ -141,6 +169,7 @@ class RL2Policy(nn.Module):
         episodic: dict[str, Any] | None = None,
         episodic_layout: dict[str, list[int]] | None = None,
         reward_head: bool = False,
+        hyper_size: int = 0,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -184,6 +213,13 @@ class RL2Policy(nn.Module):
         )
         self.critic: _Tower | None = None if shared_critic else _Tower(**tower_kwargs)  # type: ignore[arg-type]
         features = self.actor.core.output_size
+        self.actor_hyper: _HyperLayer | None = None
+        self.critic_hyper: _HyperLayer | None = None
+        if hyper_size > 0:
+            self.actor_hyper = _HyperLayer(features, obs_dim, hyper_size, activation)
+            if self.critic is not None:
+                self.critic_hyper = _HyperLayer(self.critic.core.output_size, obs_dim, hyper_size, activation)
+            features = hyper_size
         # MLPs between the core and the heads (SB3's net_arch pi / vf), one for the actor, one for the critic.
         self.actor_mlp: nn.Module = _mlp([features, *head_sizes], activation) if head_sizes else nn.Identity()
         self.critic_mlp: nn.Module = _mlp([features, *head_sizes], activation) if head_sizes else nn.Identity()
@@ -227,12 +263,15 @@ class RL2Policy(nn.Module):
             else:
                 recalled = kernel_read(query, recall, self.kernel_delta)  # (T, B, V)
         features, output, actor_state = self.actor(obs, state.actor, starts, recalled)
-        params = self.action_head(self.actor_mlp(features))
+        head_input = features if self.actor_hyper is None else self.actor_hyper(features, obs)
+        params = self.action_head(self.actor_mlp(head_input))
         critic_state = None
         if self.critic is not None:
             critic_features, _, critic_state = self.critic(obs, state.critic, starts)
+            if self.critic_hyper is not None:
+                critic_features = self.critic_hyper(critic_features, obs)
         else:
-            critic_features = features
+            critic_features = head_input
         values = self.value_head(self.critic_mlp(critic_features)).squeeze(-1)  # (T, B, 1) -> (T, B)
         memory_value = self._memory_value(actor_state, output[-1]) if self.episodic_on else None
         return PolicyOutput(params, values, PolicyState(actor_state, critic_state), query, memory_value, features)
