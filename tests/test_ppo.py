@@ -232,6 +232,16 @@ def test_box_actions_are_clipped_to_the_space() -> None:
     assert np.any(np.abs(actions) == 1.0)  # std e^3 ~ 20: almost every sample is clipped
 
 
+def assert_exact_replay_and_round_trip(model: memrl.MetaPPO, tmp_path: Any) -> memrl.MetaPPO:
+    """The last update replayed the acting memory exactly, and save -> load restores every weight; the loaded model."""
+    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
+    model.save(tmp_path / "model.pt")
+    loaded = type(model).load(tmp_path / "model.pt", device="cpu")
+    for name, tensor in model.policy.state_dict().items():
+        assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
+    return loaded
+
+
 def test_head_mlps_sit_between_core_and_heads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """``policy.head_sizes`` puts one MLP before the action head and one before the value head; replay stays
     exact and a checkpoint restores them."""
@@ -241,11 +251,7 @@ def test_head_mlps_sit_between_core_and_heads(tmp_path) -> None:  # type: ignore
     assert [m.out_features for m in policy.critic_mlp if isinstance(m, torch.nn.Linear)] == [16, 8]
     assert policy.value_head.in_features == 8
     model.learn(3 * 20 * 3)
-    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
-    model.save(tmp_path / "model.pt")
-    loaded = type(model).load(tmp_path / "model.pt", device="cpu")
-    for name, tensor in model.policy.state_dict().items():
-        assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert_exact_replay_and_round_trip(model, tmp_path)
 
 
 def test_an_overflowed_gradient_is_left_out() -> None:
@@ -292,12 +298,7 @@ def test_auxiliary_reward_prediction(tmp_path) -> None:  # type: ignore[no-untyp
     # untrained, the head's guesses are off (0.13-0.43 over seeds 0-4); trained, it comes within noise of the best
     # constant guess, 1/2, or below it (half squared error 0.125 on Bernoulli(p) rewards with p ~ U[0, 1])
     assert last < min(first, 0.135)
-    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
-    model.save(tmp_path / "model.pt")
-    loaded = type(model).load(tmp_path / "model.pt", device="cpu")
-    assert loaded.policy.reward_head is not None
-    for name, tensor in model.policy.state_dict().items():
-        assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert assert_exact_replay_and_round_trip(model, tmp_path).policy.reward_head is not None
     with pytest.raises(RuntimeError, match="reward_coef"):
         build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=8), CHUNKED).policy.predict_reward(out.features, obs)
 
@@ -319,11 +320,7 @@ def test_hypernetwork_layer_computes_its_weights_from_memory(tmp_path) -> None: 
     model = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, hyper_size=8, head_sizes=[16])
     assert model.policy.actor_hyper is not None and model.policy.actor_mlp[0].in_features == 8
     model.learn(3 * 20 * 3)
-    assert model.diagnostics["first_minibatch_max_ratio_error"] < 1e-5
-    model.save(tmp_path / "model.pt")
-    loaded = type(model).load(tmp_path / "model.pt", device="cpu")
-    for name, tensor in model.policy.state_dict().items():
-        assert torch.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert_exact_replay_and_round_trip(model, tmp_path)
     separate = build_model(bandit_env_cfg(episodes_per_trial=7, num_envs=3), CHUNKED, hyper_size=8, shared_critic=False)
     assert separate.policy.critic_hyper is not None
     separate.learn(3 * 20)
