@@ -466,7 +466,7 @@ class MetaPPO(BaseAlgorithm):
             return x.reshape(L, n_chunks * B, *x.shape[3:])  # (L, C, B, ...) -> (L, C*B, ...)
 
         obs, actions = to_sequences(rollout["observations"]), to_sequences(rollout["actions"])
-        rewards_seq = to_sequences(rollout["rewards"])
+        rewards_seq = to_sequences(rollout["rewards"]) if cfg.reward_coef > 0 else None  # the auxiliary loss's targets
         starts, old_log_probs = to_sequences(rollout["starts"]), to_sequences(rollout["log_probs"])
         advantages_seq, targets_seq, old_values_seq = map(to_sequences, (advantages, targets, old_values))
         init_states = map_state(lambda *xs: torch.cat(xs, dim=0), *rollout["chunk_states"])  # (C*B, ...)
@@ -493,7 +493,7 @@ class MetaPPO(BaseAlgorithm):
                 v_loss = value_loss(out.values, old_values_seq[:, batch], targets_seq[:, batch], cfg.clip_range_vf)
                 loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
                 if cfg.reward_coef > 0:
-                    assert out.features is not None
+                    assert out.features is not None and rewards_seq is not None
                     predicted = policy.predict_reward(out.features, actions[:, batch])
                     r_loss = 0.5 * (predicted - rewards_seq[:, batch]).pow(2).mean()
                     loss = loss + cfg.reward_coef * r_loss
