@@ -91,6 +91,19 @@ class MemoryConfig:
 
 
 @dataclass
+class TransformerConfig:
+    """The ``transformer`` core (ignored by the others): ``policy.hidden_size`` is its width and
+    ``policy.num_layers`` its blocks."""
+
+    heads: int = 4
+    """Attention heads; they must divide ``policy.hidden_size``."""
+    context: int = 128
+    """Steps each step attends to, itself included, never across a trial start."""
+    ff_mult: int = 2
+    """Width of each block's MLP over ``policy.hidden_size``."""
+
+
+@dataclass
 class EpisodicConfig:
     """Episodic recall across trials (Ritter et al. 2018): a store of (context key, core state) pairs."""
 
@@ -120,12 +133,13 @@ class EpisodicConfig:
 class PolicyConfig:
     """The RL² actor-critic."""
 
-    core: Literal["gru", "lstm", "ntm", "mann"] = "gru"
-    """Memory core: recurrent (``gru``, ``lstm``) or memory-augmented (``ntm``, ``mann``; see ``policy.memory``)."""
+    core: Literal["gru", "lstm", "ntm", "mann", "transformer"] = "gru"
+    """Memory core: recurrent (``gru``, ``lstm``), memory-augmented (``ntm``, ``mann``; see ``policy.memory``) or
+    attention over the trial's steps (``transformer``; see ``policy.transformer``)."""
     hidden_size: int = 128
     """Width of the memory core (the controller's width for ``ntm`` and ``mann``)."""
     num_layers: int = 1
-    """Stacked recurrent layers."""
+    """Stacked recurrent layers (transformer blocks for ``transformer``)."""
     embed_sizes: list[int] = field(default_factory=list)
     """Sizes of the MLP that embeds the input before the core (empty: feed the input directly)."""
     head_sizes: list[int] = field(default_factory=list)
@@ -144,6 +158,8 @@ class PolicyConfig:
     """Initial log standard deviation of Gaussian (Box) actions."""
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     """External memory of the ``ntm`` and ``mann`` cores."""
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    """Attention options of the ``transformer`` core."""
     episodic: EpisodicConfig = field(default_factory=EpisodicConfig)
     """Episodic store that outlives trials."""
 
@@ -317,6 +333,18 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"policy.memory.shift_range must be in [0, policy.memory.slots), got {memory.shift_range!r}")
     if not 0.0 <= memory.usage_decay <= 1.0:
         raise ConfigError(f"policy.memory.usage_decay must be in [0, 1], got {memory.usage_decay!r}")
+    transformer = cfg.policy.transformer
+    for name in ("heads", "context", "ff_mult"):
+        if getattr(transformer, name) < 1:
+            raise ConfigError(
+                f"policy.transformer.{name} must be a positive integer, got {getattr(transformer, name)!r}"
+            )
+    if cfg.policy.core == "transformer" and cfg.policy.hidden_size % transformer.heads:
+        raise ConfigError(
+            f"policy.transformer.heads ({transformer.heads}) must divide policy.hidden_size "
+            f"({cfg.policy.hidden_size}); pick a head count that divides the width, e.g. "
+            "policy.transformer.heads=4 with policy.hidden_size=128"
+        )
     episodic = cfg.policy.episodic
     for name in ("key_size", "neighbors", "capacity"):
         if getattr(episodic, name) < 1:
@@ -515,6 +543,7 @@ __all__ = [
     "PolicyConfig",
     "TaskConfig",
     "TrainConfig",
+    "TransformerConfig",
     "apply_overrides",
     "config_from_dict",
     "load_config",

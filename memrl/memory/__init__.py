@@ -8,8 +8,15 @@ from memrl.memory.base import MemoryCore, State, clone_state, index_state, map_s
 from memrl.memory.mann import MANNCore, MANNState
 from memrl.memory.ntm import NTMCore, NTMState
 from memrl.memory.rnn import GRUCore, GRUState, LSTMCore, LSTMState
+from memrl.memory.transformer import TransformerCore, TransformerState
 
-CORES: dict[str, type[MemoryCore]] = {"gru": GRUCore, "lstm": LSTMCore, "ntm": NTMCore, "mann": MANNCore}
+CORES: dict[str, type[MemoryCore]] = {
+    "gru": GRUCore,
+    "lstm": LSTMCore,
+    "ntm": NTMCore,
+    "mann": MANNCore,
+    "transformer": TransformerCore,
+}
 
 
 def build_core(
@@ -19,17 +26,21 @@ def build_core(
     hidden_size: int,
     num_layers: int = 1,
     memory: dict[str, Any] | None = None,
+    transformer: dict[str, Any] | None = None,
 ) -> MemoryCore:
     """Build a memory core by its config name.
 
     ``memory`` holds the external-memory options (``policy.memory``); they reach only cores that
-    declare ``external_memory = True`` (NTM, MANN) and are ignored by the recurrent ones.
+    declare ``external_memory = True`` (NTM, MANN) and are ignored by the recurrent ones;
+    ``transformer`` (``policy.transformer``) reaches only the transformer core.
     """
     try:
         cls = CORES[name]
     except KeyError:
         raise ValueError(f"unknown memory core {name!r}; choose one of {', '.join(CORES)}") from None
     options = dict(memory or {}) if getattr(cls, "external_memory", False) else {}
+    if cls is TransformerCore:
+        options = dict(transformer or {})
     return cls(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, **options)
 
 
@@ -45,6 +56,8 @@ __all__ = [
     "NTMCore",
     "NTMState",
     "State",
+    "TransformerCore",
+    "TransformerState",
     "build_core",
     "clone_state",
     "index_state",

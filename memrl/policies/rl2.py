@@ -123,6 +123,7 @@ class _Tower(nn.Module):
         layer_norm: bool,
         activation: str,
         memory: dict[str, Any] | None,
+        transformer: dict[str, Any] | None = None,
         recall_size: int = 0,
         reinstate: bool = False,
     ) -> None:
@@ -133,7 +134,12 @@ class _Tower(nn.Module):
             self.core: MemoryCore = EpLSTMCore(input_size=core_in, hidden_size=hidden_size, memory_size=recall_size)
         else:
             self.core = build_core(
-                core, input_size=core_in, hidden_size=hidden_size, num_layers=num_layers, memory=memory
+                core,
+                input_size=core_in,
+                hidden_size=hidden_size,
+                num_layers=num_layers,
+                memory=memory,
+                transformer=transformer,
             )
         self.norm: nn.Module = nn.LayerNorm(self.core.output_size) if layer_norm else nn.Identity()
 
@@ -166,6 +172,7 @@ class RL2Policy(nn.Module):
         activation: str = "tanh",
         log_std_init: float = 0.0,
         memory: dict[str, Any] | None = None,
+        transformer: dict[str, Any] | None = None,
         episodic: dict[str, Any] | None = None,
         episodic_layout: dict[str, list[int]] | None = None,
         reward_head: bool = False,
@@ -185,6 +192,7 @@ class RL2Policy(nn.Module):
             layer_norm=layer_norm,
             activation=activation,
             memory=memory,
+            transformer=transformer,
         )
         self.episodic = dict(episodic or {})
         self.episodic_on = self.episodic.get("mode", "off") != "off"
