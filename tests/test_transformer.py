@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import bandit_env_cfg, build_model
 from gymnasium import spaces
-from test_memory import STARTS, step_by_step
+from test_memory import STARTS, assert_reset_changes_only_flagged_rows, step_by_step
 
 import memrl
 from memrl.config import ConfigError, PPOConfig, TaskConfig, load_config
@@ -124,17 +124,7 @@ def test_rollout_steps_write_in_place_and_branching_stays_correct() -> None:
 
 def test_reset_changes_only_flagged_rows() -> None:
     core = make_core()
-    state = warm_state(core)
-    x = torch.randn(T, B, IN)
-    starts = torch.zeros(T, B, dtype=torch.bool)
-    starts[0, [0, 2]] = True
-    with torch.no_grad():
-        y_reset, _ = core(x, state, starts)
-        y_keep, _ = core(x, state, torch.zeros(T, B, dtype=torch.bool))
-        y_fresh, _ = core(x, core.initial_state(B), torch.zeros(T, B, dtype=torch.bool))
-    torch.testing.assert_close(y_reset[:, [1, 3]], y_keep[:, [1, 3]], atol=0, rtol=0)
-    torch.testing.assert_close(y_reset[:, [0, 2]], y_fresh[:, [0, 2]], atol=1e-5, rtol=0)
-    assert not torch.allclose(y_reset[:, [0, 2]], y_keep[:, [0, 2]], atol=1e-3)
+    assert_reset_changes_only_flagged_rows(core, warm_state(core), atol=1e-5)
 
 
 def test_gradients_reach_the_input_through_the_cache() -> None:
