@@ -59,21 +59,22 @@ class _Block(nn.Module):
         ring_v: torch.Tensor,
         mask: torch.Tensor,
         write: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``h (B, T, D)`` attending to the cached keys and values ``ring_k``, ``ring_v`` and to itself.
 
         The rings are ``(B, heads, R, D / heads)``. Without ``write``, ``mask`` is ``(B, T, R + T)``
         over the ring and the new steps. With ``write`` (one step, ``T = 1``), the step's key and
         value first go into the rings in place at slot ``write (B,)``, and ``mask (B, 1, R)`` covers
         the rings alone: no copy of the cache. Returns the new ``h`` and the steps' own keys and
-        values ``(B, heads, T, D / heads)``.
+        values side by side, ``(B, T, 2 D)``.
         """
         B, T, D = h.shape
 
         def split(z: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, heads, T, D / heads)
             return z.view(B, T, self.heads, D // self.heads).transpose(1, 2)
 
-        q, k, v = (split(z) for z in self.qkv(self.attn_norm(h)).chunk(3, dim=-1))
+        qkv = self.qkv(self.attn_norm(h))  # (B, T, 3 D)
+        q, k, v = (split(z) for z in qkv.chunk(3, dim=-1))
         if write is None:
             keys, values = torch.cat([ring_k, k], dim=2), torch.cat([ring_v, v], dim=2)  # (B, heads, R + T, D / heads)
         else:
@@ -86,7 +87,7 @@ class _Block(nn.Module):
             scores = (q @ keys.transpose(-1, -2)) * (D // self.heads) ** -0.5  # (B, heads, 1, R)
             attended = scores.masked_fill(~mask.unsqueeze(1), float("-inf")).softmax(dim=-1) @ values
         h = h + self.proj(attended.transpose(1, 2).reshape(B, T, D))
-        return h + self.ff(self.ff_norm(h)), k, v
+        return h + self.ff(self.ff_norm(h)), qkv[..., D:]
 
 
 class TransformerCore(MemoryCore):
@@ -166,20 +167,21 @@ class TransformerCore(MemoryCore):
             new_age = (position[-1].unsqueeze(1) - slot).remainder(R) + 1  # (B, R): ages after the chunk
             source = T - new_age  # (B, R) the chunk step that slot gets
             fresh = (source >= 0) & (source >= last_start[-1].unsqueeze(1))  # a step of the chunk's last trial
-            source = source.clamp(min=0)
+            rows = (torch.arange(B, device=device).unsqueeze(1) * T + source.clamp(min=0)).view(-1)  # (B * R,)
+            keep = fresh.view(B, 1, R, 1)
 
         h = (self.embed(x) + self.position(position.clamp(max=C))).transpose(0, 1)  # (B, T, D)
         keys, values = [], []
         for block, ring_k, ring_v in zip(self.blocks, state.keys, state.values, strict=True):
-            h, k, v = block(h, ring_k, ring_v, mask, write)
+            h, kv = block(h, ring_k, ring_v, mask, write)
             if in_place:
                 keys.append(ring_k)
                 values.append(ring_v)
             else:  # slot j of the new ring: step source[j] of the chunk where fresh, else the old slot
-                index = source.view(B, 1, R, 1).expand(B, self.heads, R, k.shape[-1])
-                keep = fresh.view(B, 1, R, 1)
-                keys.append(torch.where(keep, k.gather(2, index), ring_k))
-                values.append(torch.where(keep, v.gather(2, index), ring_v))
+                picked = kv.reshape(B * T, -1).index_select(0, rows)  # (B * R, 2 D): whole rows, one copy
+                picked = picked.view(B, R, 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # (2, B, heads, R, D / heads)
+                keys.append(torch.where(keep, picked[0], ring_k).contiguous())
+                values.append(torch.where(keep, picked[1], ring_v).contiguous())
         y = self.out_norm(h).transpose(0, 1)  # (T, B, D)
         stamp = torch.full_like(state.stamp, keys[0]._version)
         return y, TransformerState(tuple(keys), tuple(values), position[-1] + 1, stamp)
