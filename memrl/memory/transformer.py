@@ -13,12 +13,13 @@ trial. A whole-trial replay from a stored cache computes every step in one paral
 loop over time.
 
 A rollout step without autograd writes its keys and values into the ring in place instead of
-copying the cache (copying took 95% of a 256-env step). The ring holds one step more than a step
-can see, so the slot it overwrites is one no step of the old state sees either: the state it was
-given stays valid for one more call, and such a call (a second action from the same state, say)
-sees from the ring's version counter (past the state's ``stamp``) that the ring is no longer its
-own and works on a copy. A state stepped on twice has lost a step it could see; using it raises
-an error that says to :func:`memrl.memory.clone_state` a state that is to be stepped from again.
+copying the cache (with copies, one step of 256 envs through 2 blocks of 64 took 14.8 ms; in
+place, about 4). The ring holds one step more than a step can see, so the slot it overwrites is
+one no step of the old state sees either: the state it was given stays valid for one more call,
+and such a call (a second action from the same state, say) sees from the ring's version counter
+(past the state's ``stamp``) that the ring is no longer its own and works on a copy. A state whose
+ring has been stepped on twice since has lost a step it could see; using it raises an error that
+says to :func:`memrl.memory.clone_state` a state that is to be stepped from again.
 
 Pre-layer-norm blocks (attention, then a GELU MLP), a learned embedding of the position in the
 trial (steps since its start, capped at ``context - 1``), and a final layer norm.
