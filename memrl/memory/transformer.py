@@ -153,16 +153,16 @@ class TransformerCore(MemoryCore):
         in_trial = age <= state.position.unsqueeze(1)
         sees_cache = (~restarted).T.unsqueeze(-1) & in_trial.unsqueeze(1)
         sees_cache &= steps.view(1, T, 1) + age.unsqueeze(1) <= C  # (B, T, R)
-        # New steps s seen from t: s <= t, of its trial (s >= its last start), at most C back.
-        s = torch.arange(T, device=device)
-        causal = (s.unsqueeze(0) <= steps) & (steps - s.unsqueeze(0) <= C)  # (T, T)
-        sees_new = causal.unsqueeze(0) & (s.view(1, 1, T) >= last_start.T.unsqueeze(-1))  # (B, T, T)
         in_place = T == 1 and not torch.is_grad_enabled() and self._owns(state)
         if in_place:  # the step goes into its ring slot first and attends over the ring alone
             write = position[0] % R  # (B,)
             mask = sees_cache | (slot == write.unsqueeze(1)).unsqueeze(1)  # (B, 1, R)
         else:
             write = None
+            # New steps s seen from t: s <= t, of its trial (s >= its last start), at most C back.
+            s = steps.view(1, T)
+            causal = (s <= steps) & (steps - s <= C)  # (T, T)
+            sees_new = causal.unsqueeze(0) & (s.unsqueeze(0) >= last_start.T.unsqueeze(-1))  # (B, T, T)
             mask = torch.cat([sees_cache, sees_new], dim=-1)  # (B, T, R + T)
             # The ring after the chunk: slot j takes the chunk's step that lands on it last, if any.
             new_age = (position[-1].unsqueeze(1) - slot).remainder(R) + 1  # (B, R): ages after the chunk
