@@ -9,7 +9,11 @@ each counts (shared machines drift). One torch thread (the training default). La
 
     ntm_steps_per_s: X, gru_steps_per_s: Y, ntm_over_gru: Z
 
+With ``--configs``, the same timing for whole configs instead (each built as ``memrl train``
+builds it), each one's speed also given relative to the first's::
+
     python benchmarks/core_speed.py
+    python benchmarks/core_speed.py --configs configs/rl2_tabular_mdp.yaml configs/rl2_tabular_mdp_transformer.yaml
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make(core: str) -> MetaPPO:
     config = REPO / "configs" / ("mann_bandit.yaml" if core == "mann" else "ntm_bandit.yaml")
-    cfg = load_config(str(config), [f"policy.core={core}", "train.progress_bar=false"])
+    return make_from(str(config), [f"policy.core={core}"])
+
+
+def make_from(config: str, overrides: list[str]) -> MetaPPO:
+    cfg = load_config(config, [*overrides, "train.progress_bar=false"])
     return build_model(cfg, make_sampler(cfg.env, cfg.tasks, cfg.train.seed))
 
 
@@ -39,9 +47,13 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cores", nargs="+", default=["gru", "ntm", "mann"])
+    parser.add_argument("--configs", nargs="+", help="time these config files instead of the bandit cores")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    models = {core: make(core) for core in args.cores}
+    if args.configs:
+        models = {Path(config).stem: make_from(config, []) for config in args.configs}
+    else:
+        models = {core: make(core) for core in args.cores}
     per_update = {core: model.config.n_steps * model.env.num_envs for core, model in models.items()}  # type: ignore[union-attr]
     for model in models.values():
         model.learn(1)  # warm-up: one update
@@ -57,6 +69,10 @@ def main() -> None:
     for core, rate in best.items():
         params = sum(p.numel() for p in models[core].policy.parameters())
         print(f"{core}: best {rate:,.0f} steps/s ({params} parameters)")
+    if args.configs:
+        first = Path(args.configs[0]).stem
+        print(", ".join(f"{name}_over_{first}: {rate / best[first]:.3f}" for name, rate in best.items()))
+        return
     ratio = best["ntm"] / best["gru"]
     print(f"ntm_steps_per_s: {best['ntm']:.0f}, gru_steps_per_s: {best['gru']:.0f}, ntm_over_gru: {ratio:.3f}")
 
