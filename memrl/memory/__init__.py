@@ -30,17 +30,16 @@ def build_core(
 ) -> MemoryCore:
     """Build a memory core by its config name.
 
-    ``memory`` holds the external-memory options (``policy.memory``); they reach only cores that
-    declare ``external_memory = True`` (NTM, MANN) and are ignored by the recurrent ones;
-    ``transformer`` (``policy.transformer``) reaches only the transformer core.
+    ``memory`` holds the external-memory options (``policy.memory``) and ``transformer`` the
+    attention options (``policy.transformer``); each core takes the section it names in its
+    ``options_section`` (NTM, MANN: ``memory``; transformer: ``transformer``; GRU, LSTM: none).
     """
     try:
         cls = CORES[name]
     except KeyError:
         raise ValueError(f"unknown memory core {name!r}; choose one of {', '.join(CORES)}") from None
-    options = dict(memory or {}) if getattr(cls, "external_memory", False) else {}
-    if cls is TransformerCore:
-        options = dict(transformer or {})
+    sections = {"memory": memory, "transformer": transformer}
+    options = dict(sections.get(getattr(cls, "options_section", "")) or {})
     return cls(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers, **options)
 
 

@@ -69,7 +69,7 @@ class MANNCore(MemoryCore):
     ``[h_t, r_t]`` (``output_size = H + R*M``).
     """
 
-    external_memory = True
+    options_section = "memory"  # its options come from policy.memory
 
     def __init__(
         self,

@@ -197,7 +197,7 @@ class NTMCore(MemoryCore):
     constant or a learned bias (``init``); head weightings start on slot 0.
     """
 
-    external_memory = True
+    options_section = "memory"  # its options come from policy.memory
 
     def __init__(
         self,

@@ -100,6 +100,8 @@ class TransformerCore(MemoryCore):
     attends to, as in Transformer-XL; ``ff_mult`` is the MLP's width over ``hidden_size``.
     """
 
+    options_section = "transformer"  # its options come from policy.transformer
+
     def __init__(
         self,
         *,
