@@ -122,6 +122,58 @@ def test_rollout_steps_write_in_place_and_branching_stays_correct() -> None:
             core(x2, state, no_start)
 
 
+def test_an_in_place_trial_start_leaves_the_old_state_whole() -> None:
+    """A no-grad step that starts a trial also writes in place, into a slot the old state does not see."""
+    core = make_core(context=8)
+    state = warm_state(core)
+    x1, x2 = torch.randn(1, B, IN), torch.randn(1, B, IN)
+    no_start, start = torch.zeros(1, B, dtype=torch.bool), torch.ones(1, B, dtype=torch.bool)
+    with torch.no_grad():
+        expected, _ = core(x2, clone_state(state), no_start)
+        _, s1 = core(x1, state, start)
+        assert s1.keys[0].data_ptr() == state.keys[0].data_ptr()  # it did write in place
+        y, _ = core(x2, state, no_start)  # the old state, continued instead
+    torch.testing.assert_close(y, expected, atol=1e-6, rtol=0)
+
+
+def test_kept_states_are_never_written_in_place() -> None:
+    """A clone, a fresh initial state and a view are stepped on a copy, so they can be used again and again."""
+    core = make_core(context=4)
+    x = torch.randn(3, B, IN)
+    start = torch.zeros(3, B, dtype=torch.bool)
+    start[0] = True
+
+    def run(state: TransformerState) -> torch.Tensor:
+        ys = []
+        for t in range(3):
+            y, state = core(x[t : t + 1], state, start[t : t + 1])
+            ys.append(y)
+        return torch.cat(ys)
+
+    with torch.no_grad():
+        fresh = core.initial_state(B)  # the SB3 pattern: every episode starts again from the same state
+        saved = clone_state(warm_state(core))  # made by a parallel pass, then kept
+        expected = run(clone_state(saved))
+        for _ in range(3):
+            torch.testing.assert_close(run(fresh), run(core.initial_state(B)), atol=0, rtol=0)
+            torch.testing.assert_close(run(saved), expected, atol=1e-6, rtol=0)
+
+
+def test_inference_mode_steps_work_on_copies() -> None:
+    """Inference tensors keep no version counter: under torch.inference_mode the core copies, and agrees."""
+    core = make_core(context=4)
+    warm, x = torch.randn(5, B, IN), torch.randn(2, B, IN)
+    no_start = torch.zeros(1, B, dtype=torch.bool)
+    with torch.no_grad():
+        _, state = core(warm, core.initial_state(B), torch.zeros(5, B, dtype=torch.bool))
+        expected, _ = core(x, state, torch.zeros(2, B, dtype=torch.bool))
+    with torch.inference_mode():
+        _, state = core(warm, core.initial_state(B), torch.zeros(5, B, dtype=torch.bool))
+        y0, state = core(x[:1], state, no_start)
+        y1, _ = core(x[1:], state, no_start)
+    torch.testing.assert_close(torch.cat([y0, y1]), expected, atol=1e-5, rtol=0)
+
+
 def test_reset_changes_only_flagged_rows() -> None:
     core = make_core()
     assert_reset_changes_only_flagged_rows(core, warm_state(core), atol=1e-5)

@@ -6,20 +6,24 @@ step attends to itself and the ``context - 1`` steps before it *within the same 
 start hides all earlier steps, exactly as a reset zeroes a GRU's state.
 
 The state holds every block's attention keys and values for the last ``context`` steps,
-kept as a ring (the step at trial position p sits in slot ``p % context``; attention does not care
-about slot order, and each slot's age follows from the position), plus each env's position in its
-trial. A whole-trial replay from a stored cache computes every step in one parallel pass over time
-(a (T, context + T) attention mask carries the trial starts and the window), so there is no Python
-loop over time.
+kept as a ring (each step goes into slot ``cursor % context``, ``cursor`` counting the steps the
+state has taken, trial starts included; attention does not care about slot order, and each slot's
+age follows from the cursor), plus each env's position in its trial. A whole-trial replay from a
+stored cache computes every step in one parallel pass over time (a (T, context + T) attention mask
+carries the trial starts and the window), so there is no Python loop over time.
 
 A rollout step without autograd writes its keys and values into the ring in place instead of
 copying the cache (with copies, one step of 256 envs through 2 blocks of 64 took 14.8 ms; in
-place, about 4). The ring holds one step more than a step can see, so the slot it overwrites is
-one no step of the old state sees either: the state it was given stays valid for one more call,
-and such a call (a second action from the same state, say) sees from the ring's version counter
-(past the state's ``stamp``) that the ring is no longer its own and works on a copy. A state whose
-ring has been stepped on twice since has lost a step it could see; using it raises an error that
-says to :func:`memrl.memory.clone_state` a state that is to be stepped from again.
+place, about 4). Only rings that a step of this core made are written in place: not the rings of
+:meth:`TransformerCore.initial_state`, nor a :func:`memrl.memory.clone_state` or
+:func:`memrl.memory.index_state` of a state, nor inference-mode tensors; their first step works on
+a copy. The ring holds one step more than a step can see, so the slot an in-place step
+overwrites (the cursor's, trial start or not) is one that no step of the old state sees either:
+the state it was given stays valid for one more call, and such a call (a second action from the
+same state, say) sees from the ring's version counter (past the state's ``stamp``) that the ring
+is no longer its own and works on a copy. A state whose ring has been stepped on twice since has
+lost a step it could see; using it raises an error that says to :func:`memrl.memory.clone_state`
+a state that is to be stepped from again.
 
 Pre-layer-norm blocks (attention, then a GELU MLP), a learned embedding of the position in the
 trial (steps since its start, capped at ``context - 1``), and a final layer norm.
@@ -35,12 +39,15 @@ from torch import nn
 
 from memrl.memory.base import MemoryCore
 
+_OWN_RING = "_memrl_own_ring"  # set on the rings a step of the core made (see the module notes)
+
 
 class TransformerState(NamedTuple):
     keys: tuple[torch.Tensor, ...]  # per block (B, heads, context, hidden / heads): the cached keys, a ring over time
     values: tuple[torch.Tensor, ...]  # per block, like keys
     position: torch.Tensor  # (B,) long: steps of the current trial seen so far (the next step's position)
-    stamp: torch.Tensor  # (B,) long: the rings' version counter when this state was made (see the module notes)
+    cursor: torch.Tensor  # (B,) long: steps since the initial state; the next one goes into slot cursor % context
+    stamp: torch.Tensor  # (B,) long: the rings' version counter when this state was made, -1 if unknown
 
 
 class _Block(nn.Module):
@@ -134,7 +141,8 @@ class TransformerCore(MemoryCore):
 
         rings = [(ring(), ring()) for _ in range(self.num_layers)]
         zeros = torch.zeros(batch, dtype=torch.long, device=device)
-        return TransformerState(tuple(k for k, _ in rings), tuple(v for _, v in rings), zeros, zeros.clone())
+        unknown = torch.full_like(zeros, -1)  # not made by a step: never written in place (see the module notes)
+        return TransformerState(tuple(k for k, _ in rings), tuple(v for _, v in rings), zeros, zeros.clone(), unknown)
 
     def forward(
         self, x: torch.Tensor, state: TransformerState, starts: torch.Tensor
@@ -151,13 +159,13 @@ class TransformerCore(MemoryCore):
         # Slot j holds the step `age` before the chunk; it is of this trial if age <= position, and
         # step t of the chunk, t + age steps after it, sees it if that is at most C.
         slot = torch.arange(R, device=device)
-        age = (state.position.unsqueeze(1) - 1 - slot).remainder(R) + 1  # (B, R), in 1..R
+        age = (state.cursor.unsqueeze(1) - 1 - slot).remainder(R) + 1  # (B, R), in 1..R
         in_trial = age <= state.position.unsqueeze(1)
         sees_cache = (~restarted).T.unsqueeze(-1) & in_trial.unsqueeze(1)
         sees_cache &= steps.view(1, T, 1) + age.unsqueeze(1) <= C  # (B, T, R)
         in_place = T == 1 and not torch.is_grad_enabled() and self._owns(state)
         if in_place:  # the step goes into its ring slot first and attends over the ring alone
-            write = position[0] % R  # (B,)
+            write = state.cursor % R  # (B,): the slot of the step R back, which no step sees
             mask = sees_cache | (slot == write.unsqueeze(1)).unsqueeze(1)  # (B, 1, R)
         else:
             write = None
@@ -167,7 +175,7 @@ class TransformerCore(MemoryCore):
             sees_new = causal.unsqueeze(0) & (s.unsqueeze(0) >= last_start.T.unsqueeze(-1))  # (B, T, T)
             mask = torch.cat([sees_cache, sees_new], dim=-1)  # (B, T, R + T)
             # The ring after the chunk: slot j takes the chunk's step that lands on it last, if any.
-            new_age = (position[-1].unsqueeze(1) - slot).remainder(R) + 1  # (B, R): ages after the chunk
+            new_age = (state.cursor.unsqueeze(1) + T - 1 - slot).remainder(R) + 1  # (B, R): ages after the chunk
             source = T - new_age  # (B, R) the chunk step that slot gets
             fresh = (source >= 0) & (source >= last_start[-1].unsqueeze(1))  # a step of the chunk's last trial
             rows = (torch.arange(B, device=device).unsqueeze(1) * T + source.clamp(min=0)).view(-1)  # (B * R,)
@@ -186,23 +194,32 @@ class TransformerCore(MemoryCore):
                 keys.append(torch.where(keep, picked[0], ring_k).contiguous())
                 values.append(torch.where(keep, picked[1], ring_v).contiguous())
         y = self.out_norm(h).transpose(0, 1)  # (T, B, D)
-        stamp = torch.full_like(state.stamp, keys[0]._version)
-        return y, TransformerState(tuple(keys), tuple(values), position[-1] + 1, stamp)
+        if not in_place and not keys[0].requires_grad:
+            for ring in (*keys, *values):
+                setattr(ring, _OWN_RING, True)  # made by this step: later steps may write into it
+        stamp = torch.full_like(state.stamp, _version(keys[0]))
+        return y, TransformerState(tuple(keys), tuple(values), position[-1] + 1, state.cursor + T, stamp)
 
     def _owns(self, state: TransformerState) -> bool:
         """Whether this state's ring is its own to write into (see the module notes).
 
-        The first block's key ring counts its writes: one per in-place step. Equal to the state's
-        stamp: nothing wrote since the state was made. Below it: the ring is a copy (say from
-        :func:`memrl.memory.index_state`), whole. Above it by one: a later step from this same state
-        overwrote one slot that no step of this state sees. Further: raise.
+        The first block's key ring counts its writes: one per in-place step (a view from
+        :func:`memrl.memory.index_state` shares the count; a clone starts again from 0). Above the
+        state's stamp by more than one: two steps from this state or its successors overwrote a slot
+        that this state sees: raise. A ring made by a step of this core and at the state's stamp
+        (nothing wrote since the state was made) is the state's own; any other works on a copy.
         """
-        version, oldest = state.keys[0]._version, int(state.stamp.min())
-        if version == oldest == int(state.stamp.max()):
-            return True
+        ring = state.keys[0]
+        version, oldest = _version(ring), int(state.stamp.min())
         if version > oldest + 1:
             raise ValueError(
                 "TransformerCore: this memory state was stepped on more than once already, so its key/value "
                 "cache has been overwritten; to step from a state again later, keep memrl.memory.clone_state(state)"
             )
-        return False
+        mine = getattr(ring, _OWN_RING, False) and version >= 0
+        return mine and version == oldest == int(state.stamp.max())
+
+
+def _version(ring: torch.Tensor) -> int:
+    """The ring's in-place write count, or -1 for an inference-mode tensor (which keeps none)."""
+    return -1 if ring.is_inference() else ring._version
