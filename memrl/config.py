@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,7 +178,8 @@ class PPOConfig:
     n_epochs: int = 4
     """Passes over each rollout."""
     num_minibatches: int = 4
-    """Minibatches per epoch; each holds whole env sequences replayed from their stored state."""
+    """Minibatches per epoch; each holds whole env sequences replayed from their stored state (their sizes
+    differ by at most one where it does not divide the sequences)."""
     bptt_chunk: int | None = None
     """Truncated BPTT length (must divide ``n_steps``); None replays the whole rollout."""
     gamma: float = 0.99
@@ -308,11 +310,33 @@ _NON_NEGATIVE = {
 }
 
 
+_SEEDS = ("train.seed", "tasks.test_seed")
+_MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seed range
+
+
+def _floats(node: Any, prefix: str) -> list[tuple[str, float]]:
+    """Every float value under a config (section), with its dotted key."""
+    found = []
+    for f in dataclasses.fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            found += _floats(value, f"{key}.")
+        elif isinstance(value, float):
+            found.append((key, value))
+    return found
+
+
 def _check_ranges(cfg: Config) -> None:
     def value(key: str) -> Any:
         section, name = key.split(".")
         return getattr(getattr(cfg, section), name)
 
+    for key, number in _floats(cfg, ""):
+        if not math.isfinite(number):
+            raise ConfigError(f"{key} must be a finite number, got {number!r}")
+    for key in _SEEDS:
+        if not 0 <= value(key) <= _MAX_SEED:
+            raise ConfigError(f"{key} must be an integer in [0, 2**32 - 1], got {value(key)!r}")
     for key in _POSITIVE_INT:
         if value(key) < 1:
             raise ConfigError(f"{key} must be a positive integer, got {value(key)!r}")
@@ -333,6 +357,16 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError(f"policy.memory.shift_range must be in [0, policy.memory.slots), got {memory.shift_range!r}")
     if not 0.0 <= memory.usage_decay <= 1.0:
         raise ConfigError(f"policy.memory.usage_decay must be in [0, 1], got {memory.usage_decay!r}")
+    if cfg.policy.core in ("ntm", "mann"):
+        if cfg.policy.num_layers != 1:
+            raise ConfigError(
+                f"policy.core={cfg.policy.core} has a one-layer controller; set policy.num_layers=1 "
+                f"(got {cfg.policy.num_layers}) and widen it with policy.hidden_size"
+            )
+        if memory.read_heads > memory.slots:
+            raise ConfigError(
+                f"policy.memory.read_heads ({memory.read_heads}) cannot exceed policy.memory.slots ({memory.slots})"
+            )
     transformer = cfg.policy.transformer
     for name in ("heads", "context", "ff_mult"):
         if getattr(transformer, name) < 1:
@@ -484,15 +518,39 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Load a YAML config and apply ``section.key=value`` overrides (values parsed as YAML)."""
     path = Path(path)
+    return config_from_dict(apply_overrides(read_yaml(path), overrides or []))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping; keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's data: a mapping of sections; every problem a :class:`ConfigError` naming the file."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; pass a YAML config file such as configs/rl2_bandit.yaml")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/rl2_bandit.yaml")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+        data = yaml.load(path.read_text(), Loader=_StrictLoader) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (env:, ppo:, ...)")
-    return config_from_dict(apply_overrides(data, overrides or []))
+    return data
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -547,4 +605,5 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "load_config",
+    "read_yaml",
 ]

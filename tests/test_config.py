@@ -89,6 +89,16 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
             ["env.num_envs=2", "ppo.num_minibatches=4"],
             "ppo.num_minibatches=4 is more than the 2 env sequences",
         ),
+        (["ppo.learning_rate=inf"], "ppo.learning_rate must be a finite number, got inf"),
+        (["ppo.ent_coef=nan"], "ppo.ent_coef must be a finite number, got nan"),
+        (["ppo.target_kl=.nan"], "ppo.target_kl must be a finite number"),
+        (["train.seed=-1"], r"train.seed must be an integer in \[0, 2\*\*32 - 1\], got -1"),
+        (["tasks.test_seed=4294967296"], "tasks.test_seed must be an integer in"),
+        (["policy.core=ntm", "policy.num_layers=3"], "policy.core=ntm has a one-layer controller; set policy.num_lay"),
+        (
+            ["policy.core=mann", "policy.memory.read_heads=5", "policy.memory.slots=4"],
+            r"policy.memory.read_heads \(5\) cannot exceed policy.memory.slots \(4\)",
+        ),
     ],
 )
 def test_out_of_range_values_are_errors(overrides: list[str], expected: str) -> None:
@@ -160,6 +170,16 @@ def test_malformed_override_and_missing_file_are_errors(tmp_path: Path) -> None:
     broken.write_text("env: {id: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_a_key_given_twice_and_a_directory_are_errors(tmp_path: Path) -> None:
+    """PyYAML would keep the last of two ``ppo:`` sections silently, losing the first."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("ppo:\n  gamma: 0.5\nppo:\n  n_steps: 10\n")
+    with pytest.raises(ConfigError, match="key 'ppo' appears twice"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="is a directory; pass a YAML config file"):
+        load_config(tmp_path)
 
 
 def test_switching_env_id_drops_file_kwargs() -> None:

@@ -481,7 +481,7 @@ class MetaPPO(BaseAlgorithm):
         stop = False
         for _epoch in range(cfg.n_epochs):
             order = torch.randperm(num_sequences, device=self.device)
-            for batch in order.chunk(cfg.num_minibatches):
+            for batch in order.tensor_split(cfg.num_minibatches):  # exactly that many, sizes within one
                 batch_recall = None if recall_seq is None else Recall(*(x[:, batch] for x in recall_seq))
                 out = policy(obs[:, batch], index_state(init_states, batch), starts[:, batch], batch_recall)
                 log_prob = policy.action_head.log_prob(out.params, actions[:, batch])
