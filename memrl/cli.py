@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from memrl.checkpoint import CheckpointError
 from memrl.config import ConfigError, apply_overrides, config_from_dict, load_config
@@ -26,10 +27,23 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
+        if args.run_dir and Path(args.run_dir).resolve() != run_dir.resolve():
+            raise ConfigError(f"--resume {args.resume} continues the run in place; leave out --run-dir {args.run_dir}")
         saved = read_run_config(run_dir)
         if args.config:
             print(f"note: resuming {run_dir} with its own {run_dir / 'config.yaml'}; {args.config} is not read")
         cfg = config_from_dict(apply_overrides(saved.to_dict(), args.set))
+        fixed = [
+            f"{key} ({before!r} -> {after!r})"
+            for key, before, after in _changes(saved.to_dict(), cfg.to_dict())
+            if not key.startswith(RESUMABLE)
+        ]
+        if fixed:
+            raise ConfigError(
+                f"--resume continues the trained model, so only train.total_steps, train.checkpoint_every, "
+                f"train.progress_bar, train.torch_threads, train.device and eval.* can change; not {', '.join(fixed)}. "
+                "Start a new run (another --run-dir) for other settings"
+            )
         train(cfg, run_dir, resume=True, log_stdout=args.verbose)
         return 0
     if not args.config:
@@ -38,6 +52,28 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     train(cfg, run_dir, log_stdout=args.verbose)
     return 0
+
+
+RESUMABLE = (
+    "train.total_steps",
+    "train.checkpoint_every",
+    "train.progress_bar",
+    "train.torch_threads",
+    "train.device",
+    "eval.",
+)
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted keys whose values differ between two config dicts."""
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += _changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append((f"{prefix}{key}", old, new))
+    return changes
 
 
 def _eval(args: argparse.Namespace) -> int:

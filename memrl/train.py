@@ -7,8 +7,11 @@ Resuming reloads the checkpoint and continues the same TensorBoard curve at the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -16,7 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from memrl.algos.ppo import MetaPPO
 from memrl.checkpoint import CheckpointError
-from memrl.config import Config, ConfigError, config_from_dict
+from memrl.config import Config, ConfigError, config_from_dict, read_yaml
 from memrl.logging import make_logger
 from memrl.tasks.sampler import TaskSampler
 from memrl.tasks.vec import make_sampler, make_vec_env
@@ -66,14 +69,13 @@ def build_model(cfg: Config, sampler: TaskSampler) -> MetaPPO:
 
 
 def read_run_config(run_dir: Path) -> Config:
-    import yaml
-
     path = run_dir / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(
-            f"{run_dir} is not a memrl run directory (no {CONFIG_FILE}); pass the --run-dir of a training run"
-        )
-    return config_from_dict(yaml.safe_load(path.read_text()))
+        raise ConfigError(f"{run_dir} is not a memrl run directory (no {CONFIG_FILE}); pass the directory of a run")
+    try:
+        return config_from_dict(read_yaml(path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def load_model(run_dir: Path, cfg: Config, sampler: TaskSampler | None = None, with_env: bool = False) -> MetaPPO:
@@ -88,42 +90,84 @@ def load_model(run_dir: Path, cfg: Config, sampler: TaskSampler | None = None, w
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout: bool = False) -> MetaPPO:
     """Train ``cfg`` in ``run_dir`` (continuing the run there when ``resume``)."""
     run_dir = Path(run_dir)
+    _check_run_dir(run_dir)
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
     sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)  # validates env.id and env.kwargs early
     checkpoint = run_dir / CHECKPOINT_FILE
     if resume:
         if not checkpoint.is_file():
-            raise CheckpointError(f"cannot resume: {checkpoint} does not exist")
+            raise CheckpointError(
+                f"cannot resume: {checkpoint} does not exist (the run stopped before writing one); start it again "
+                f"with memrl train CONFIG --run-dir {run_dir}"
+            )
         model = load_model(run_dir, cfg, sampler, with_env=True)
+        if cfg.train.total_steps <= model.num_timesteps:
+            print(f"{run_dir}: already trained for {model.num_timesteps} steps; raise train.total_steps to continue")
+            return model
     else:
-        if checkpoint.exists() or (run_dir / CONFIG_FILE).exists():
+        if checkpoint.exists():
             raise ConfigError(
                 f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or choose another --run-dir"
             )
+        if (run_dir / CONFIG_FILE).exists():  # a run that stopped before its first checkpoint: nothing to keep
+            stale = list(run_dir.glob("events.out.tfevents.*"))
+            for path in stale:
+                path.unlink()
+            print(f"note: {run_dir} holds no checkpoint (a run that stopped before writing one); starting it afresh")
         model = build_model(cfg, sampler)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(run_dir / CONFIG_FILE, cfg.to_yaml())
     model.set_logger(make_logger(run_dir, stdout=log_stdout))
 
-    remaining = cfg.train.total_steps - model.num_timesteps
-    if remaining <= 0:
-        print(f"{run_dir}: already trained for {model.num_timesteps} steps; raise train.total_steps to continue")
-        return model
     callbacks: list[BaseCallback] = []
     if cfg.train.checkpoint_every:
         callbacks.append(PeriodicCheckpoint(checkpoint, cfg.train.checkpoint_every))
     started = time.perf_counter()
-    model.learn(
-        remaining,
-        callback=callbacks or None,
-        reset_num_timesteps=False,
-        progress_bar=cfg.train.progress_bar,
-    )
+    try:
+        with _sigterm_as_interrupt():
+            model.learn(
+                cfg.train.total_steps - model.num_timesteps,
+                callback=callbacks or None,
+                reset_num_timesteps=False,
+                progress_bar=cfg.train.progress_bar,
+            )
+    except KeyboardInterrupt:
+        model.save(checkpoint)  # what was learned so far; the rollout in progress is lost
+        print(
+            f"interrupted after {model.num_timesteps} steps; saved {checkpoint}; continue with: "
+            f"memrl train --resume {run_dir}"
+        )
+        raise
     model.save(checkpoint)
     elapsed = time.perf_counter() - started
     print(f"trained {model.num_timesteps} steps in {elapsed:.0f}s; run directory: {run_dir}")
     return model
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """A run directory must be a directory or creatable as one: checked before anything is built."""
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"run directory {run_dir}: {path} is a file, not a directory; choose another --run-dir")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While training, SIGTERM (a scheduler's stop) ends the run like Ctrl-C: with a checkpoint saved."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals stay as they were
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import memrl
 from memrl.cli import main
 from memrl.logging import read_scalars
 
@@ -183,6 +184,56 @@ def test_training_into_existing_run_dir_needs_resume(trained_run: Path, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--resume" in err[0]
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_resume_refuses_settings_the_checkpoint_cannot_take(trained_run: Path, tmp_path: Path, capsys) -> None:
+    """--resume with a changed core or learning rate is an error naming both; the run is left untouched."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    changes = ["--set", "policy.core=lstm", "--set", "ppo.learning_rate=0.0001", "--set", "train.total_steps=6000"]
+    assert main(["train", "--resume", str(run_dir), *changes]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "policy.core ('gru' -> 'lstm')" in err[0] and "ppo.learning_rate" in err[0], err
+    assert "total_steps" not in err[0].split("not ")[-1]  # a budget change is allowed
+    assert main(["train", "--resume", str(run_dir), "--run-dir", str(tmp_path / "other")]) == 2
+    assert "leave out --run-dir" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run_dir), *FAST, "--set", "train.total_steps=100"]) == 0  # already done
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # config.yaml not rewritten either
+
+
+def test_an_interrupted_run_saves_a_checkpoint_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Ctrl-C during training saves what was learned and says how to go on; --resume continues from it."""
+    learn = memrl.MetaPPO.learn
+
+    def learn_then_interrupt(self: memrl.MetaPPO, *args: object, **kwargs: object) -> None:
+        learn(self, 400, reset_num_timesteps=False)
+        raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(memrl.MetaPPO, "learn", learn_then_interrupt)
+        assert main(["train", BANDIT, *TINY, "--set", "train.total_steps=5000", "--run-dir", str(run_dir)]) == 130
+    out = capsys.readouterr().out
+    assert f"saved {run_dir / 'checkpoint.pt'}; continue with: memrl train --resume {run_dir}" in out
+    assert memrl.MetaPPO.load(run_dir / "checkpoint.pt").num_timesteps == 400
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert memrl.MetaPPO.load(run_dir / "checkpoint.pt").num_timesteps >= 5000
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_start_again(tmp_path: Path, capsys) -> None:
+    """A run directory with a config but no checkpoint (killed early): --resume says how; train starts afresh."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(BANDIT, run_dir / "config.yaml")
+    (run_dir / "events.out.tfevents.0.stale").write_bytes(b"")
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert f"start it again with memrl train CONFIG --run-dir {run_dir}" in capsys.readouterr().err
+    assert main(["train", BANDIT, *TINY, "--run-dir", str(run_dir)]) == 0
+    assert "starting it afresh" in capsys.readouterr().out
+    assert (run_dir / "checkpoint.pt").is_file() and not (run_dir / "events.out.tfevents.0.stale").exists()
 
 
 USER_ENV = '''
