@@ -151,8 +151,17 @@ def test_user_error_exits_2_with_one_line_and_writes_nothing(tmp_path: Path) -> 
         (["--set", "env.kwargs.n_armz=3"], "accepts: n_arms"),
         (["--set", "env.kwargs.n_arms=1"], "n_arms must be an integer >= 2"),
         (["--set", "tasks.schedule=bag"], "tasks.schedule"),
+        (["--set", "env.id=CartPole-v1"], "env.id='CartPole-v1': env 'CartPole-v1' (CartPoleEnv) does not implement"),
     ],
-    ids=["unknown-key", "unknown-env", "missing-module", "bad-kwarg-name", "bad-kwarg-value", "bad-schedule"],
+    ids=[
+        "unknown-key",
+        "unknown-env",
+        "missing-module",
+        "bad-kwarg-name",
+        "bad-kwarg-value",
+        "bad-schedule",
+        "no-tasks",
+    ],
 )
 def test_train_user_errors(args: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Config and env mistakes: exit status 2, one line naming the problem, nothing written."""
@@ -161,6 +170,28 @@ def test_train_user_errors(args: list[str], expected: str, tmp_path: Path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not run_dir.exists()
+
+
+def test_a_user_env_whose_code_fails_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A user module that imports a missing package, or an env whose constructor raises: one line naming it."""
+    (tmp_path / "needs_pkg.py").write_text("import not_installed_package_xyz\n")
+    (tmp_path / "bad_ctor.py").write_text(
+        "import gymnasium as gym\n"
+        "class Broken(gym.Env):\n"
+        "    def __init__(self):\n"
+        "        raise RuntimeError('no such device')\n"
+        "gym.register(id='Broken-v0', entry_point=Broken)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for env_id, expected in [
+        ("needs_pkg:X-v0", "cannot import module 'needs_pkg' (No module named 'not_installed_package_xyz')"),
+        ("bad_ctor:Broken-v0", "making the env raised RuntimeError: no such device; to see the traceback"),
+    ]:
+        assert main(["train", BANDIT, *TINY, "--set", f"env.id={env_id}", "--run-dir", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
 
 
 def test_missing_config_file_and_missing_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

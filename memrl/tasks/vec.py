@@ -15,6 +15,7 @@ from typing import Literal
 
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 from gymnasium.wrappers import OrderEnforcing
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
@@ -24,7 +25,7 @@ import memrl.envs  # noqa: F401  (registers the built-in task envs)
 from memrl.config import ConfigError, EnvConfig, TaskConfig
 from memrl.tasks.protocol import check_task_env
 from memrl.tasks.sampler import TaskSampler, TaskStream
-from memrl.tasks.trial import TrialWrapper
+from memrl.tasks.trial import TrialWrapper, _flat_dim
 
 
 def make_task_env(env_cfg: EnvConfig) -> gym.Env:
@@ -33,10 +34,11 @@ def make_task_env(env_cfg: EnvConfig) -> gym.Env:
     try:
         env = gym.make(env_id, disable_env_checker=True, **env_cfg.kwargs)
     except ModuleNotFoundError as err:
-        module = err.name or env_id.split(":")[0]
+        module = env_id.split(":")[0]
+        missing = err.name or str(err).split(". ")[0]  # gymnasium re-raises without the name of what is missing
         raise ConfigError(
-            f"env.id={env_id!r}: cannot import module {module!r}; check the 'module:EnvId-v0' spelling and that "
-            "the module is importable (installed, or on PYTHONPATH)"
+            f"env.id={env_id!r}: cannot import module {module!r} ({missing}); check the 'module:EnvId-v0' spelling "
+            "and that the module and what it imports are installed, or on PYTHONPATH"
         ) from None
     except gym.error.Error as err:
         raise ConfigError(
@@ -49,7 +51,18 @@ def make_task_env(env_cfg: EnvConfig) -> gym.Env:
         raise ConfigError(
             f"env.kwargs {env_cfg.kwargs!r} do not fit {env_id} ({err}); it accepts: {accepted}"
         ) from None
-    check_task_env(env)
+    except Exception as err:  # the env's own code failed: name it, and how to see its traceback
+        raise ConfigError(
+            f"env.id={env_id!r}: making the env raised {type(err).__name__}: {err}; to see the traceback, run "
+            f"python -c \"import gymnasium as gym; gym.make('{env_id}')\""
+        ) from None
+    try:
+        check_task_env(env)
+        if not isinstance(env.action_space, (spaces.Discrete, spaces.Box)):
+            raise TypeError(f"memrl supports Discrete and Box action spaces, got {env.action_space}")
+        _flat_dim(env.observation_space)
+    except TypeError as err:
+        raise ConfigError(f"env.id={env_id!r}: {err}") from None
     if isinstance(env, OrderEnforcing):  # the trial wrapper already resets before stepping
         env = env.env
     return env
