@@ -81,15 +81,26 @@ def _eval(args: argparse.Namespace) -> int:
 
     from memrl.evaluation import MEMORY_VIEWS, evaluate, record_memory_views, upscale_view, write_report
     from memrl.logging import make_logger
-    from memrl.tasks.vec import make_sampler
+    from memrl.tasks.vec import make_sampler, make_vec_env
     from memrl.train import load_model, read_run_config
 
     run_dir = Path(args.run_dir)
     cfg = read_run_config(run_dir)
     trials = cfg.eval.trials if args.trials is None else args.trials
     split = args.split or cfg.eval.split
+    out_dir = Path(args.out) if args.out else run_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file; pass a directory for eval.json and eval.png")
     sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)
     model = load_model(run_dir, cfg)
+    probe = make_vec_env(cfg.env, sampler, split=split, num_envs=1)
+    if (probe.observation_space, probe.action_space) != (model.observation_space, model.action_space):
+        raise ConfigError(
+            f"{run_dir / 'config.yaml'} describes env spaces ({probe.observation_space}, {probe.action_space}) that "
+            f"do not match its checkpoint's ({model.observation_space}, {model.action_space}); restore the config "
+            "the run was trained with"
+        )
+    probe.close()
     started = time.perf_counter()
     result = evaluate(
         model,
@@ -101,7 +112,6 @@ def _eval(args: argparse.Namespace) -> int:
         deterministic=args.deterministic or cfg.eval.deterministic,
         seed=args.seed,
     )
-    out_dir = Path(args.out) if args.out else run_dir
     json_path, png_path = write_report(result, out_dir)
     logger = make_logger(run_dir)
     logger.record(f"eval/{split}_trial_return", result.mean_return)
@@ -161,6 +171,20 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else -1
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"a seed is an integer in [0, 2**32 - 1], got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memrl", description="Meta-RL with memory: train, evaluate, run baselines, list task envs."
@@ -186,8 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--trials", type=int, help="number of trials, one task each (default: eval.trials)")
     ev.add_argument("--split", choices=["train", "test"], help="task split (default: eval.split)")
     ev.add_argument("--deterministic", action="store_true", help="greedy actions")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs and action sampling")
-    ev.add_argument("--out", help="write eval.json and eval.png here instead of RUN_DIR")
+    ev.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation envs and action sampling")
+    ev.add_argument(
+        "--out", help="write eval.json and eval.png here instead of RUN_DIR (TensorBoard scalars still go to RUN_DIR)"
+    )
     ev.set_defaults(func=_eval)
 
     base = sub.add_parser(
@@ -196,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     base.add_argument("env_id", help="memrl/Bandit-v0 or memrl/TabularMDP-v0")
     base.add_argument("--agents", help="comma-separated baselines (default: every one tractable in this setting)")
-    base.add_argument("--trials", type=int, default=1000, help="number of test trials, one task each (default 1000)")
+    base.add_argument(
+        "--trials", type=_positive, default=1000, help="number of test trials, one task each (default 1000)"
+    )
     base.add_argument("--out", help="write baselines.json and baselines.png here (default: runs/baselines-ENV-TIME)")
     base.add_argument(
         "--set",
@@ -205,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECTION.KEY=VALUE",
         help="config override (repeatable), e.g. --set env.kwargs.n_arms=10 --set env.episodes_per_trial=100",
     )
-    base.add_argument("--seed", type=int, default=0, help="seed of the reward draws and of the tuning tasks")
-    base.add_argument("--tune-trials", type=int, help="training tasks each tuned constant is chosen on")
+    base.add_argument("--seed", type=_seed, default=0, help="seed of the reward draws and of the tuning tasks")
+    base.add_argument("--tune-trials", type=_positive, help="training tasks each tuned constant is chosen on")
     base.set_defaults(func=_baselines)
 
     envs = sub.add_parser("envs", help="list memrl's registered task environments")

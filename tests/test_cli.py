@@ -359,3 +359,24 @@ def test_eval_bad_trial_counts_exit_2(
     assert run_main(["eval", str(run_dir), "--trials", trials]) == 2
     assert expected in capsys.readouterr().err
     assert not (run_dir / "eval.json").exists()
+
+
+def test_eval_of_a_run_whose_config_was_damaged_or_out_is_a_file(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A config.yaml edited after training, unparsable, or --out naming a file: exit 2, one line, no report."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    config = run_dir / "config.yaml"
+    trained = config.read_text()
+    config.write_text(trained.replace("n_arms: 5", "n_arms: 3"))
+    assert main(["eval", str(run_dir), "--trials", "10"]) == 2
+    assert "do not match its checkpoint's" in capsys.readouterr().err
+    config.write_text("env: [\n")
+    assert main(["eval", str(run_dir), "--trials", "10"]) == 2
+    assert f"{config}: not valid YAML" in capsys.readouterr().err
+    config.write_text(trained)
+    (tmp_path / "file").write_text("")
+    assert main(["eval", str(run_dir), "--trials", "10", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; pass a directory" in capsys.readouterr().err
+    assert not (run_dir / "eval.json").exists()
