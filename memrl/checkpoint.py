@@ -46,10 +46,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}; pass a run directory or a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (a failed copy or write); restore it from a backup or train again")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable memrl checkpoint: {err}") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Weights only load failed" in reason:  # torch's advice to unpickle code is not for memrl checkpoints
+            reason = "not a torch file of tensors and plain data"
+        raise CheckpointError(
+            f"{path} is damaged or not a memrl checkpoint (truncated or overwritten? torch.load: {reason}); "
+            "restore it from a backup or train again"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a memrl checkpoint (expected format {FORMAT!r})")
     return payload

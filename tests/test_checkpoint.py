@@ -110,7 +110,11 @@ def test_corrupt_or_foreign_files_raise_checkpoint_error(tmp_path: Path) -> None
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     torch.save({"format": FORMAT, "obj": Pickled()}, tmp_path / "pickled.pt")
     for name in [*cases, "foreign.pt", "pickled.pt", "missing.pt"]:
-        with pytest.raises(CheckpointError):
+        with pytest.raises(CheckpointError) as raised:
+            memrl.MetaPPO.load(tmp_path / name, device="cpu")
+        assert "weights_only" not in str(raised.value)  # not torch's advice to unpickle code
+    for name, expected in [("torn.pt", "is damaged or not a memrl checkpoint"), ("empty.pt", "is empty")]:
+        with pytest.raises(CheckpointError, match=f"{expected}.*restore it from a backup or train again"):
             memrl.MetaPPO.load(tmp_path / name, device="cpu")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path)  # a folder without checkpoint.pt
