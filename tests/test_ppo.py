@@ -145,6 +145,57 @@ def test_episode_boundary_cuts_at_inner_episodes_and_bootstraps_truncations() ->
     assert rollout["cuts"].nonzero()[:, 0].unique().tolist() == [11]
 
 
+def test_episode_mode_does_not_bootstrap_an_episode_that_terminated_as_the_trial_budget_ran_out() -> None:
+    """One-pull bandit episodes always terminate; a trial budget of 4 steps ends on such a step: value 0."""
+    env_cfg = bandit_env_cfg(episodes_per_trial=10, max_trial_steps=4, num_envs=2)
+    model = build_model(env_cfg, PPOConfig(n_steps=8, num_minibatches=1, advantage_boundary="episode"))
+    recorder = RecordInfos()
+    rollout = collect(model, recorder)
+    info = recorder.infos[3][0]
+    assert info["TimeLimit.truncated"] and info["inner_terminated"]  # the case under test
+    assert rollout["cuts"][3].all() and torch.all(rollout["bootstrap"][3] == 0)
+    model = build_model(env_cfg, PPOConfig(n_steps=8, num_minibatches=1))  # trial mode: the trial goes on
+    assert torch.all(collect(model)["bootstrap"][3] != 0)
+
+
+def test_a_truncation_bootstrap_reads_the_episodic_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a store, V(final obs) of a cut episode sees the store's neighbours, as acting would; not an empty recall."""
+    env_cfg = point_nav_env_cfg(kwargs={"horizon": 4}, episodes_per_trial=3, num_envs=2)
+    ppo = PPOConfig(n_steps=12, num_minibatches=1, advantage_boundary="episode", normalize_value=False)
+    model = build_model(env_cfg, ppo, episodic={"mode": "input"})
+    model.learn(48)  # the store now holds entries
+    bootstrap_rows, gaps = memrl.MetaPPO._bootstrap_rows, []
+
+    def checked(self, t, rows, final_obs, state, bootstrap) -> None:  # type: ignore[no-untyped-def]
+        bootstrap_rows(self, t, rows, final_obs, state, bootstrap)
+        index = torch.as_tensor(rows)
+        with torch.no_grad():
+            no_recall = self.policy.values(torch.as_tensor(np.stack(final_obs)), index_state(state, index))
+        gaps.append(float((bootstrap[t, index] - no_recall).abs().max()))
+
+    monkeypatch.setattr(memrl.MetaPPO, "_bootstrap_rows", checked)
+    model.learn(24, reset_num_timesteps=False)
+    assert gaps and max(gaps) > 1e-4
+
+
+def test_value_clip_is_centred_on_the_rollout_values_under_value_normalisation() -> None:
+    """Before any step the network outputs its rollout values exactly, so the value clip cannot bind."""
+    losses = []
+    for clip in (None, 0.2):
+        model = build_model(bandit_env_cfg(), PPOConfig(n_steps=10, num_minibatches=1, n_epochs=1, clip_range_vf=clip))
+        model.learn(40)  # an update: the value statistics move away from their start
+        losses.append(model.train_on_rollout(collect(model))["value_loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+
+
+def test_kl_early_stop_takes_no_step_on_the_minibatch_past_the_limit() -> None:
+    """With a tiny target_kl, the first minibatch (ratio 1) steps and the second, already past it, does not."""
+    model = build_model(bandit_env_cfg(), PPOConfig(n_steps=10, num_minibatches=2, n_epochs=4, target_kl=1e-9))
+    model.train_on_rollout(collect(model))
+    steps = {int(state["step"]) for state in model.optimizer.state.values()}
+    assert steps == {1}
+
+
 def test_same_seed_gives_identical_parameters() -> None:
     """Two runs with the same seed end with bit-identical parameters; another seed differs."""
     env_cfg = bandit_env_cfg(episodes_per_trial=7, num_envs=3)

@@ -399,10 +399,13 @@ class MetaPPO(BaseAlgorithm):
             info = infos[int(i)]
             self._trial_stats.add(info)
             cuts[t, i] = True
-            # A trial cut by its step budget bootstraps; so does, in per-episode mode, a last inner
-            # episode cut by a time limit (the same rule as for the trial's earlier episodes).
-            inner_time_limit = info.get("inner_truncated", False) and not info.get("inner_terminated", False)
-            if info.get("TimeLimit.truncated", False) or (per_episode and inner_time_limit):
+            # A trial cut by its step budget bootstraps (in per-episode mode, unless its last inner
+            # episode terminated on that step: its value is 0); so does, in per-episode mode, a last
+            # inner episode cut by a time limit (the same rule as for the trial's earlier episodes).
+            inner_terminated = info.get("inner_terminated", False)
+            inner_time_limit = info.get("inner_truncated", False) and not inner_terminated
+            budget_cut = info.get("TimeLimit.truncated", False) and not (per_episode and inner_terminated)
+            if budget_cut or (per_episode and inner_time_limit):
                 truncated_rows.append(int(i))
                 final_obs.append(info["terminal_observation"])
         if truncated_rows:
@@ -425,11 +428,18 @@ class MetaPPO(BaseAlgorithm):
     def _bootstrap_rows(
         self, t: int, rows: list[int], final_obs: list[np.ndarray], state: PolicyState, bootstrap: torch.Tensor
     ) -> None:
-        """Value of each row's final observation, read from its memory *before* any reset."""
+        """Value of each row's final observation, read from its memory *before* any reset (and, with an
+        episodic store, from the store's neighbours of that observation, looked up without side effects)."""
         index = torch.as_tensor(rows, device=self.device)
         obs = torch.as_tensor(np.stack(final_obs), dtype=torch.float32, device=self.device)
         with torch.no_grad():
-            bootstrap[t, index] = self.policy.values(obs, index_state(state, index))
+            recall = None
+            if self._episodic_memory is not None:  # a store takes every env's query: the others are ignored
+                queries = torch.zeros(self.n_envs, obs.shape[-1], device=self.device)
+                queries[index] = obs
+                found = self._episodic_memory.store.lookup(self.policy.episodic_query(queries), False)
+                recall = Recall(*(x[index].unsqueeze(0) for x in found))
+            bootstrap[t, index] = self.policy.values(obs, index_state(state, index), recall)
 
     def train_on_rollout(self, rollout: dict[str, Any]) -> dict[str, float]:
         """Advantages, then epochs x minibatches of PPO on whole replayed sequences."""
@@ -454,7 +464,7 @@ class MetaPPO(BaseAlgorithm):
         )
         if cfg.normalize_value:
             norm.update(returns)
-        targets, old_values = norm.normalize(returns), norm.normalize(values)
+        targets, old_values = norm.normalize(returns), rollout["values"]  # the clip is around what the net said
 
         # Cut the (T, B) rollout into sequences of length L: (T, B, ...) -> (L, T/L * B, ...).
         T, B = rollout["rewards"].shape
@@ -502,10 +512,6 @@ class MetaPPO(BaseAlgorithm):
                     # Invariant: before any gradient step the replayed memory equals the acting memory.
                     self.diagnostics["first_minibatch_max_ratio_error"] = float((pg_stats["ratio"] - 1).abs().max())
                     self.diagnostics["first_minibatch_approx_kl"] = float(pg_stats["approx_kl"])
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if not clipped_step(self.optimizer, policy.parameters(), cfg.max_grad_norm):
-                    skipped_steps += 1  # the gradient overflowed: the step is left out
                 for key, value in (
                     ("policy_loss", pg_loss),
                     ("value_loss", v_loss),
@@ -515,8 +521,12 @@ class MetaPPO(BaseAlgorithm):
                 ):
                     stats[key].append(float(value.detach()) if isinstance(value, torch.Tensor) else float(value))
                 if cfg.target_kl is not None and stats["approx_kl"][-1] > 1.5 * cfg.target_kl:
-                    stop = True
+                    stop = True  # this minibatch is already too far from the rollout policy: no step (as SB3)
                     break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if not clipped_step(self.optimizer, policy.parameters(), cfg.max_grad_norm):
+                    skipped_steps += 1  # the gradient overflowed: the step is left out
             epochs_done += 1
             if stop:
                 break

@@ -301,8 +301,9 @@ class RL2Policy(nn.Module):
             return cell if cell.dim() == 2 else cell[:, -1]  # (B, L, H) -> (B, H)
         return last_output[..., : self.recall_size]
 
-    def values(self, obs: torch.Tensor, state: PolicyState) -> torch.Tensor:
-        """Denormalised value of ``obs`` ``(B, D)`` read from ``state`` without resetting it."""
+    def values(self, obs: torch.Tensor, state: PolicyState, recall: Recall | None = None) -> torch.Tensor:
+        """Denormalised value of ``obs`` ``(B, D)`` read from ``state`` without resetting it (``recall``: the
+        episodic store's neighbours, ``(1, B, k, ...)``, for a policy that reads one)."""
         starts = torch.zeros(1, obs.shape[0], dtype=torch.bool, device=obs.device)
-        output = self(obs.unsqueeze(0), state, starts)
+        output = self(obs.unsqueeze(0), state, starts, recall)
         return self.value_norm.denormalize(output.values[0])
