@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +16,15 @@ from conftest import build_model
 
 from memrl.config import ConfigError, EnvConfig, PPOConfig, TaskConfig, load_config
 from memrl.memory.base import reset_state
-from memrl.memory.episodic import EpisodicMemory, EpisodicStore, EpLSTMCore, Recall, _block_min, kernel_read
+from memrl.memory.episodic import (
+    EpisodicMemory,
+    EpisodicStore,
+    EpLSTMCore,
+    Recall,
+    _block_min,
+    _search_pool,
+    kernel_read,
+)
 from memrl.tasks import TaskSampler, task_key
 from memrl.tasks.vec import make_sampler
 
@@ -73,6 +84,81 @@ def test_large_store_lookup_matches_exact_search(num_queries: int, threads: int)
     distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)  # (Q, C)
     exact = distances.topk(4, dim=1, largest=False).indices
     assert torch.equal(recall.slots, exact)
+
+
+def test_large_per_env_stores_search_exactly() -> None:
+    """Per-env stores never take the bfloat16 path: a near neighbour 1e-5 away comes first, as in float32."""
+    torch.manual_seed(2)
+    store = make_store(capacity=20_000, num_stores=2, neighbors=4, key_size=16)
+    base = torch.randn(16)
+    for _ in range(40):
+        store.write(torch.stack([base + 0.05 * torch.randn(16)] * 2), torch.zeros(2, 3), torch.arange(2))
+    query = torch.stack([base, base])
+    store.write(query + 1e-3, torch.ones(2, 3), torch.arange(2))  # the nearest entry of both stores
+    recall = store.lookup(query, touch=False)
+    assert torch.equal(recall.values[:, 0], torch.ones(2, 3))
+
+
+def test_a_per_env_store_of_one_env_stays_per_env_when_resized() -> None:
+    """scope=env with one env is a per-env store: grown to 3 envs it gives each env its own copy."""
+    store = EpisodicStore(num_stores=1, capacity=8, key_size=4, value_size=3, neighbors=1, shared=False)
+    store.write(torch.ones(1, 4), torch.full((1, 3), 10.0), torch.zeros(1, dtype=torch.long))
+    grown = store.resized(3)
+    assert grown.num_stores == 3 and not grown.shared
+    assert EpisodicStore.from_state_dict(store.state_dict()).shared is False
+    grown.clear(torch.tensor([1, 2]))
+    assert grown.lookup(torch.ones(3, 4), touch=False).mask[:, 0].tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="a shared store is one store"):
+        EpisodicStore(num_stores=2, capacity=8, key_size=4, value_size=3, neighbors=1, shared=True)
+
+
+def test_two_large_stores_searched_from_two_threads_agree_with_one_thread() -> None:
+    """Lookups share one worker pool; two stores searched at once from two threads get their own answers."""
+    torch.manual_seed(3)
+    stores, queries = [], torch.randn(16, 8)
+    for _ in range(2):
+        store = make_store(capacity=20_000, neighbors=2, key_size=8)
+        store.write(torch.randn(20_000, 8), torch.zeros(20_000, 3), torch.zeros(20_000, dtype=torch.long))
+        stores.append(store)
+    expected = [store.lookup(queries, touch=False).slots for store in stores]
+    results: dict[int, torch.Tensor] = {}
+
+    def search(i: int) -> None:
+        torch.set_num_threads(3)  # two pool workers
+        for _ in range(20):
+            results[i] = stores[i].lookup(queries, touch=False).slots
+
+    threads = [threading.Thread(target=search, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert all(torch.equal(results[i], expected[i]) for i in range(2))
+
+
+def test_an_interrupt_during_a_lookup_leaves_the_store_usable() -> None:
+    """Ctrl-C while the caller waits for a busy worker: the lookup raises, and the next one works."""
+    torch.manual_seed(4)
+    store = make_store(capacity=20_000, neighbors=2, key_size=8)
+    store.write(torch.randn(20_000, 8), torch.zeros(20_000, 3), torch.zeros(20_000, dtype=torch.long))
+    queries = torch.randn(4, 8)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = store.lookup(queries, touch=False).slots
+        pool, _ = _search_pool(1)
+        pool.submit(time.sleep, 0.5)  # the worker is busy, so the caller waits for it at the barrier
+        threading.Timer(0.1, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            store.lookup(queries, touch=False)
+        done: list[torch.Tensor] = []
+        follow_up = threading.Thread(target=lambda: done.append(store.lookup(queries, touch=False).slots))
+        follow_up.start()
+        follow_up.join(timeout=30)
+        assert done and torch.equal(done[0], expected)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_block_minimum_ranks_blocks_by_their_nearest_entry() -> None:

@@ -192,6 +192,7 @@ class MetaPPO(BaseAlgorithm):
         cfg = self.policy.episodic
         return EpisodicStore(
             num_stores=num_envs if cfg.get("scope", "env") == "env" else 1,
+            shared=cfg.get("scope", "env") == "shared",
             capacity=int(cfg.get("capacity", 2000)),
             key_size=int(cfg.get("key_size", 32)),
             value_size=self.policy.recall_size,
@@ -215,7 +216,7 @@ class MetaPPO(BaseAlgorithm):
         n = self.env.num_envs
         if self.episodic_store is None:
             self.episodic_store = self._new_store(n)
-        elif self.episodic_store.num_stores not in (1, n):
+        elif not self.episodic_store.shared and self.episodic_store.num_stores != n:
             self.episodic_store = self.episodic_store.resized(n)
         if self._episodic_memory is None or self._episodic_memory.store is not self.episodic_store:
             self._episodic_memory = self._memory_for(self.episodic_store, n)

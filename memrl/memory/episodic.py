@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Literal, NamedTuple, TypeVar
 
 import torch
@@ -67,24 +67,38 @@ def kernel_read(query: torch.Tensor, recall: Recall, delta: float = 1e-3) -> tor
     return (weights.unsqueeze(-1) * recall.values).sum(-2)  # (..., k, V) -> (..., V)
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[int, tuple[ThreadPoolExecutor, threading.Lock]] = {}
 T = TypeVar("T")
 
 
-def _search_pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of ``workers`` threads that each run torch single-threaded (torch's thread count is per thread)."""
+def _search_pool(workers: int) -> tuple[ThreadPoolExecutor, threading.Lock]:
+    """A pool of ``workers`` threads that each run torch single-threaded (torch's thread count is per thread),
+    and the lock that gives it to one split at a time."""
     if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(
+        pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="memrl-store", initializer=torch.set_num_threads, initargs=(1,)
         )
+        _POOLS[workers] = pool, threading.Lock()
     return _POOLS[workers]
 
 
 def _run_split(work: Callable[[int], T], parts: list[int]) -> list[T]:
-    """``work`` on every part: the calling thread does the first, pool workers the others, in parallel."""
-    pending = [_search_pool(len(parts) - 1).submit(work, part) for part in parts[1:]] if len(parts) > 1 else []
-    first = work(parts[0])
-    return [first, *(future.result() for future in pending)]
+    """``work`` on every part: the calling thread does the first, pool workers the others, in parallel.
+
+    One split holds the pool at a time: parts of one split may wait on each other (a barrier), so
+    two splits sharing the workers (two stores searched from two threads) could each hold a worker
+    the other's parts wait for.
+    """
+    if len(parts) == 1:
+        return [work(parts[0])]
+    pool, lock = _search_pool(len(parts) - 1)
+    with lock:
+        pending = [pool.submit(work, part) for part in parts[1:]]
+        try:
+            first = work(parts[0])
+        finally:  # also on an interrupt: the workers finish (or fail) before the pool is given back
+            wait(pending)
+        return [first, *(future.result() for future in pending)]
 
 
 @contextlib.contextmanager
@@ -126,12 +140,13 @@ def _block_min(distances: torch.Tensor, out: torch.Tensor) -> None:
 class EpisodicStore:
     """Fixed-capacity key-value stores with k-nearest-neighbour lookup and LRU eviction.
 
-    ``num_stores`` stores (one per env slot, or 1 when shared) of ``capacity`` entries each.
-    A lookup ranks entries by half the squared Euclidean distance ``||q - h||^2 / 2``, one matrix
-    product of augmented queries and keys. Stores of ``capacity >= 16384`` search in bfloat16 with a
-    two-stage top-k (block minima, then the best blocks' entries); the neighbours' exact float32
-    keys are returned, so :func:`kernel_read` is exact either way. A store is not safe to use from
-    two threads at once (its lookups share scratch buffers and a thread pool of their own).
+    ``num_stores`` stores (one per env slot, or 1 when ``shared`` by all slots) of ``capacity``
+    entries each. A lookup ranks entries by half the squared Euclidean distance ``||q - h||^2 / 2``,
+    one matrix product of augmented queries and keys. A shared store of ``capacity >= 16384``
+    searches in bfloat16 with a two-stage top-k (block minima, then the best blocks' entries, ranked
+    again in float32; see :meth:`_blocked_search`); the neighbours' exact float32 keys are returned,
+    so :func:`kernel_read` is exact either way. A store is not safe to use from two threads at once
+    (its lookups share scratch buffers); two stores may be.
     """
 
     def __init__(
@@ -143,12 +158,17 @@ class EpisodicStore:
         value_size: int,
         neighbors: int,
         device: torch.device | str = "cpu",
+        shared: bool | None = None,
     ) -> None:
         if min(num_stores, capacity, key_size, value_size, neighbors) < 1:
             raise ValueError("EpisodicStore: num_stores, capacity, key_size, value_size and neighbors must be >= 1")
+        self.shared = num_stores == 1 if shared is None else shared
+        """One store for every env slot; else one per slot (a per-env store of one env stays per-env when resized)."""
+        if self.shared and num_stores != 1:
+            raise ValueError(f"EpisodicStore: a shared store is one store, got num_stores={num_stores}")
         self.num_stores, self.key_size, self.value_size = num_stores, key_size, value_size
         self.neighbors = min(neighbors, capacity)
-        self.blocked = capacity >= _LARGE_STORE
+        self.blocked = capacity >= _LARGE_STORE and num_stores == 1  # per-env stores search in float32
         self.capacity = -(-capacity // _BLOCK) * _BLOCK if self.blocked else capacity  # whole blocks
         self.device = torch.device(device)
         S, C = num_stores, self.capacity
@@ -270,10 +290,10 @@ class EpisodicStore:
                 first, last = block_bounds[part] * _BLOCK, block_bounds[part + 1] * _BLOCK
                 torch.mm(self._search[0, first:last], augmented, out=distances[first:last])  # (c, K+2) @ (K+2, width)
                 _block_min(distances[first:last], blocks[block_bounds[part] : block_bounds[part + 1]])
-            except BaseException:
-                stage_1_done.abort()  # the other threads stop waiting and fail too
+                stage_1_done.wait()
+            except BaseException:  # an error, or Ctrl-C while waiting: the other threads stop waiting and fail too
+                stage_1_done.abort()
                 raise
-            stage_1_done.wait()
             return self._rank(queries, query_bounds[part], query_bounds[part + 1], k, distances, blocks)
 
         index = torch.cat(_run_split(search, list(range(threads))))  # (B, k)
@@ -374,6 +394,7 @@ class EpisodicStore:
             "owners": self.owners.cpu().clone(),
             "clock": torch.tensor(self.clock),
             "neighbors": torch.tensor(self.neighbors),
+            "shared": torch.tensor(self.shared),
         }
 
     @classmethod
@@ -386,6 +407,7 @@ class EpisodicStore:
             value_size=data["values"].shape[-1],
             neighbors=int(data["neighbors"]),
             device=device,
+            shared=bool(data["shared"]) if "shared" in data else None,  # checkpoints before the flag: by count
         )
         if store.capacity != C:
             raise ValueError(f"stored capacity {C} is not a whole number of {_BLOCK}-key blocks")
@@ -411,7 +433,7 @@ class EpisodicStore:
 
     def resized(self, num_stores: int) -> EpisodicStore:
         """A copy with ``num_stores`` per-env stores (store i copies store ``i % S``); a shared store copies as is."""
-        target = 1 if self.num_stores == 1 else num_stores
+        target = 1 if self.shared else num_stores
         copy = EpisodicStore(
             num_stores=target,
             capacity=self.capacity,
@@ -419,6 +441,7 @@ class EpisodicStore:
             value_size=self.value_size,
             neighbors=self.neighbors,
             device=self.device,
+            shared=self.shared,
         )
         source = torch.arange(target, device=self.device) % self.num_stores
         copy._load(
@@ -511,7 +534,7 @@ class EpisodicMemory:
         write_at: Literal["episode", "trial"] = "episode",
         clear: ClearPolicy = "never",
     ) -> None:
-        if store.num_stores not in (1, num_envs):
+        if not store.shared and store.num_stores != num_envs:
             raise ValueError(f"a store with {store.num_stores} per-env stores cannot serve {num_envs} envs")
         self.store, self.num_envs = store, num_envs
         self.episode_start_index, self.write_at, self.clear_policy = episode_start_index, write_at, clear
