@@ -86,6 +86,26 @@ def test_large_store_lookup_matches_exact_search(num_queries: int, threads: int)
     assert torch.equal(recall.slots, exact)
 
 
+@pytest.mark.parametrize("keys_of", ["saturated-encoder", "cluster-off-origin"])
+def test_large_store_lookup_is_exact_where_bfloat16_cannot_separate_the_keys(keys_of: str) -> None:
+    """Keys of a partly saturated tanh encoder of a 4-d task space, or a tight cluster far from the origin: their
+    neighbours are closer together than bfloat16 resolves, so the certificate sends queries to a second search."""
+    torch.manual_seed(5)
+    if keys_of == "saturated-encoder":
+        encoder = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.Tanh())
+        with torch.no_grad():
+            encoder[0].weight.mul_(3)
+            keys, queries = encoder(torch.rand(30_000, 4)), encoder(torch.rand(40, 4))
+    else:
+        keys = 0.9 + 0.05 * torch.randn(30_000, 32)
+        queries = keys[:40] + 0.001 * torch.randn(40, 32)
+    store = make_store(capacity=30_000, neighbors=4, key_size=32)
+    store.write(keys, torch.zeros(30_000, 3), torch.zeros(30_000, dtype=torch.long))
+    recall = store.lookup(queries, touch=False)
+    distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)
+    torch.testing.assert_close(distances.gather(1, recall.slots), distances.topk(4, dim=1, largest=False).values)
+
+
 def test_large_per_env_stores_search_exactly() -> None:
     """Per-env stores never take the bfloat16 path: a near neighbour 1e-5 away comes first, as in float32."""
     torch.manual_seed(2)

@@ -42,6 +42,9 @@ from memrl.memory.base import MemoryCore
 _EMPTY_DISTANCE = 1e30  # half squared distance of an empty slot: above any real one, finite so bf16 matmuls stay finite
 _BLOCK = 32  # keys per block in the two-stage top-k of large stores
 _LARGE_STORE = 16_384  # capacity from which search runs in bfloat16 with block pruning
+_BF16_ROUNDING = 2.0**-8  # unit roundoff of bfloat16 (8 significant bits)
+_MAX_BLOCKS = 64  # blocks a query may need in a second try of stage 2, before it is searched exhaustively
+_MAX_ENTRIES = 512  # entries likewise
 
 
 class Recall(NamedTuple):
@@ -109,6 +112,12 @@ def _single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (float32) as two parts, each a bfloat16 number, that add up to it within float32's precision."""
+    high = x.bfloat16().float()
+    return high, x - high
 
 
 def _block_min(distances: torch.Tensor, out: torch.Tensor) -> None:
@@ -179,10 +188,13 @@ class EpisodicStore:
         self.owners = torch.zeros(S, C, dtype=torch.long, device=self.device)  # env slot that wrote each entry
         self.clock = 0
         search_dtype = torch.bfloat16 if self.blocked else torch.float32
-        # Search rows [h, ||h||^2/2, 1] meet query rows [-q, 1, ||q||^2/2]: the product is ||q - h||^2 / 2, small
+        # Search rows [h, n, 1] meet query rows [-q, 1, p] (n = ||h||^2 / 2, p = ||q||^2 / 2, each as a sum of two
+        # bfloat16 numbers, so that in bfloat16 only h and q are rounded): the product is ||q - h||^2 / 2, small
         # near the query, so a bfloat16 result keeps near neighbours apart (accumulated in float32).
-        self._search = torch.zeros(S, C, key_size + 2, dtype=search_dtype, device=self.device)
-        self._search[..., -2] = _EMPTY_DISTANCE
+        self._search = torch.zeros(S, C, key_size + 4, dtype=search_dtype, device=self.device)
+        self._search[..., key_size] = _EMPTY_DISTANCE
+        self._max_norm = 0.0  # largest |h| written since the store was last emptied (bounds bfloat16 errors)
+        self._max_residual = 0.0  # largest |h - bfloat16(h)| likewise
         self._scratch: tuple[torch.Tensor, torch.Tensor] | None = None  # scratch of the blocked search
         self._offsets = torch.arange(_BLOCK, device=self.device)  # index constants of the blocked search
 
@@ -194,13 +206,19 @@ class EpisodicStore:
 
     def _augment(self, queries: torch.Tensor) -> torch.Tensor:
         queries = queries.float()
-        half_norm = 0.5 * queries.pow(2).sum(-1, keepdim=True)
-        return torch.cat([-queries, torch.ones_like(half_norm), half_norm], -1).to(self._search.dtype)  # (..., K+2)
+        ones = torch.ones_like(queries[..., :1])
+        return torch.cat([-queries, ones, ones, *_split(0.5 * queries.pow(2).sum(-1, keepdim=True))], -1).to(
+            self._search.dtype
+        )  # (..., K+4)
 
     def _set_search_rows(self, store: torch.Tensor | slice, slot: torch.Tensor | slice, keys: torch.Tensor) -> None:
         keys = keys.float()
-        half_norm = 0.5 * keys.pow(2).sum(-1, keepdim=True)
-        self._search[store, slot] = torch.cat([keys, half_norm, torch.ones_like(half_norm)], -1).to(self._search.dtype)
+        half_norm, ones = 0.5 * keys.pow(2).sum(-1, keepdim=True), torch.ones_like(keys[..., :1])
+        if keys.numel():
+            self._max_norm = max(self._max_norm, float(half_norm.max().mul(2).sqrt()))
+            residual = (keys - keys.bfloat16().float()).norm(dim=-1).max()
+            self._max_residual = max(self._max_residual, float(residual))
+        self._search[store, slot] = torch.cat([keys, *_split(half_norm), ones, ones], -1).to(self._search.dtype)
 
     @torch.no_grad()
     def lookup(self, queries: torch.Tensor, touch: bool = True) -> Recall:
@@ -217,7 +235,7 @@ class EpisodicStore:
                     self._touch(torch.zeros_like(recall.slots), recall)
             return recall
         if self.num_stores == 1:
-            distances = self._search[0] @ self._augment(queries).T  # (C, K+2) @ (K+2, B) -> (C, B)
+            distances = self._search[0] @ self._augment(queries).T  # (C, K+4) @ (K+4, B) -> (C, B)
             index = distances.topk(k, dim=0, largest=False).indices.T  # (k, B) -> (B, k)
             store = torch.zeros_like(index)
         else:
@@ -225,7 +243,7 @@ class EpisodicStore:
                 raise ValueError(
                     f"a per-env store takes one query per store: got {queries.shape[0]} for {self.num_stores}"
                 )
-            # (S, 1, K+2) @ (S, K+2, C) -> (S, C): each env's query against its own store
+            # (S, 1, K+4) @ (S, K+4, C) -> (S, C): each env's query against its own store
             distances = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
             index = distances.float().topk(k, dim=1, largest=False).indices  # (S, k)
             store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
@@ -254,10 +272,13 @@ class EpisodicStore:
     def _blocked_search(self, queries: torch.Tensor, k: int, threads: int) -> Recall:
         """The k nearest entries of each query in a large shared store.
 
-        Stage 1 computes every entry's distance in bfloat16 and keeps each block's minimum; the k
-        nearest entries lie in the k best blocks (2k are kept against bfloat16 rounding). Stage 2 takes
-        those blocks' ``4k`` nearest entries by bfloat16 distance and ranks them again exactly in
-        float32.
+        Stage 1 computes every entry's distance in bfloat16 and keeps each block's minimum. Stage 2
+        takes the 2k best blocks' 4k nearest entries by bfloat16 distance and ranks them again in
+        float32. Then a certificate: a bfloat16 distance is within a bound of the true one
+        (:meth:`_error_bound`), so an entry left out is at least as far as the next block's minimum or
+        the next kept entry, less that bound. A query whose k-th neighbour found is farther than that
+        (keys that sit close together compared with their norms, where bfloat16 cannot tell them
+        apart) is searched again in float32 over the whole store, so the result is exact either way.
 
         ``threads`` threads share the work: the calling thread and single-threaded pool workers. In
         stage 1 each scores a contiguous share of the blocks for every query (the queries padded to
@@ -272,7 +293,7 @@ class EpisodicStore:
         """
         B, C = queries.shape[0], self.capacity
         width = next(w for w in (16, 32, 64) if w >= B) if B <= 64 else -(-B // 64) * 64  # score columns
-        augmented = torch.zeros(self.key_size + 2, width, dtype=self._search.dtype, device=self.device)
+        augmented = torch.zeros(self.key_size + 4, width, dtype=self._search.dtype, device=self.device)
         augmented[:, :B] = self._augment(queries).T  # padding columns are scored too, and never read
         if self._scratch is None or self._scratch[0].shape[1] != width:  # reused: no page faults per call
             self._scratch = (
@@ -288,7 +309,7 @@ class EpisodicStore:
         def search(part: int) -> torch.Tensor:
             try:
                 first, last = block_bounds[part] * _BLOCK, block_bounds[part + 1] * _BLOCK
-                torch.mm(self._search[0, first:last], augmented, out=distances[first:last])  # (c, K+2) @ (K+2, width)
+                torch.mm(self._search[0, first:last], augmented, out=distances[first:last])  # (c, K+4) @ (K+4, width)
                 _block_min(distances[first:last], blocks[block_bounds[part] : block_bounds[part + 1]])
                 stage_1_done.wait()
             except BaseException:  # an error, or Ctrl-C while waiting: the other threads stop waiting and fail too
@@ -309,15 +330,81 @@ class EpisodicStore:
         b, width = last - first, distances.shape[1]
         if b == 0:
             return torch.zeros(0, k, dtype=torch.long, device=self.device)
-        best = blocks[:, first:last].topk(min(2 * k, blocks.shape[0]), dim=0, largest=False).indices.T  # (b, 2k)
+        q = queries[first:last].float()
+        nb = min(2 * k + 1, blocks.shape[0])  # the 2k best blocks, and the next one's minimum for the certificate
+        top_blocks = blocks[:, first:last].topk(nb, dim=0, largest=False)  # on bit patterns: see _block_min
+        best = top_blocks.indices.T[:, : 2 * k]  # (b, 2k)
         rows = (best.unsqueeze(-1) * _BLOCK + self._offsets[:_BLOCK]).reshape(b, -1)  # (b, 2k*blk) their entries
         candidates = torch.take(distances, rows * width + self._offsets[first:last, None])  # distances[rows, query]
-        top = candidates.topk(min(4 * k, rows.shape[1]), dim=1, largest=False)  # (b, 4k) nearest in bfloat16
-        rows = rows.gather(1, top.indices)
+        ne = min(4 * k + 1, rows.shape[1])
+        top = candidates.topk(ne, dim=1, largest=False)  # (b, 4k + 1) nearest in bfloat16
+        rows = rows.gather(1, top.indices[:, : 4 * k])
         keys = self.keys[0].index_select(0, rows.view(-1)).view(b, -1, self.key_size)  # (b, 4k, K)
-        exact = (keys - queries[first:last].float().unsqueeze(1)).pow_(2).sum(-1)  # (b, 4k) squared, float32
-        exact.masked_fill_(top.values > _EMPTY_DISTANCE / 2, float("inf"))  # empty slots
-        return rows.gather(1, exact.topk(k, dim=1, largest=False).indices)  # (b, k)
+        exact = (keys - q.unsqueeze(1)).pow_(2).sum(-1)  # (b, 4k) squared, float32
+        exact.masked_fill_(top.values[:, : 4 * k] > _EMPTY_DISTANCE / 2, float("inf"))  # empty slots
+        ranked = exact.topk(k, dim=1, largest=False)
+        found = rows.gather(1, ranked.indices)  # (b, k)
+        # Certificate: every entry left out has a bfloat16 distance of at least `unseen` (the next block's
+        # minimum, or the next entry of the kept blocks), so a true one of at least unseen / (1 + u) - e.
+        # If the k-th found is no farther, the k found are the k nearest; otherwise search exactly.
+        inf = torch.full((b,), float("inf"), device=self.device)
+        next_block = top_blocks.values.T[:, 2 * k].view(torch.bfloat16).float() if nb > 2 * k else inf
+        next_entry = top.values[:, 4 * k].float() if ne > 4 * k else inf
+        unseen = torch.minimum(next_block, next_entry).clamp(min=0.0)
+        certain = 0.5 * ranked.values[:, -1] <= unseen / (1 + _BF16_ROUNDING) - self._error_bound(q)
+        for i in torch.nonzero(~certain).flatten().tolist():  # rare: a query with near ties at the edge
+            m = float(top_blocks.values[k - 1, i].view(torch.bfloat16).float().clamp(min=0.0))
+            found[i] = self._within_reach(q[i], first + i, m, k, distances, blocks)
+        return found
+
+    def _within_reach(
+        self, q: torch.Tensor, column: int, m: float, k: int, distances: torch.Tensor, blocks: torch.Tensor
+    ) -> torch.Tensor:
+        """Stage 2 again for one query ``q (K,)`` (``column`` of stage 1's matrices) that the certificate left.
+
+        With ``m`` the k-th smallest block minimum, k entries are within m in bfloat16, so the k-th
+        neighbour is within m / (1 - u) + e and every entry that near is within
+        ``reach = (1 + u) (m / (1 - u) + 2 e)`` in bfloat16: all entries of the blocks within reach that
+        are within reach themselves are ranked in float32. With more than 64 such blocks, or 512 entries,
+        the query is searched over the whole store.
+        """
+        u = _BF16_ROUNDING
+        reach = (1 + u) * (m / (1 - u) + 2 * float(self._error_bound(q.unsqueeze(0))[0]))
+        minima = blocks[:, column].view(torch.bfloat16).float()  # (C/blk,); below zero counts as near too
+        near = torch.nonzero(minima <= reach).flatten()
+        if near.numel() > _MAX_BLOCKS:
+            return self._exhaustive(q.unsqueeze(0), k)[0]
+        rows = (near.unsqueeze(-1) * _BLOCK + self._offsets[:_BLOCK]).flatten()  # their entries
+        rows = rows[distances[rows, column].float() <= reach]
+        if not k <= rows.numel() <= _MAX_ENTRIES:
+            return self._exhaustive(q.unsqueeze(0), k)[0]
+        exact = (self.keys[0, rows] - q).pow(2).sum(-1)
+        return rows[exact.topk(k, largest=False).indices]
+
+    def _error_bound(self, q: torch.Tensor) -> torch.Tensor:
+        """``(b,)``: how far the bfloat16 product of a query row and a key row, before its own rounding to
+        bfloat16, can be from the exact half squared distance, for queries ``q (b, K)`` and any key held.
+
+        Only q and h are rounded (n and p are exact sums of two bfloat16 numbers, and a product of two
+        bfloat16 numbers is exact in float32): |q.h - bf(q).bf(h)| <= |r_q| |h| + |q| |r_h| + |r_q| |r_h|
+        with r = x - bf(x); then the low parts' rounding and the float32 sum of K + 4 terms, each within
+        a small multiple of sum |a_i b_i| <= |q| |h| + n + p.
+        """
+        u, H, R = _BF16_ROUNDING, self._max_norm, self._max_residual
+        norm, residual = q.norm(dim=1), (q - q.bfloat16().float()).norm(dim=1)
+        terms = norm * H + 0.5 * H**2 + 0.5 * norm**2
+        rounding = u * u + (self.key_size + 4) * 2.0**-24
+        return 1.01 * (residual * H + norm * R + residual * R + rounding * terms)
+
+    def _exhaustive(self, queries: torch.Tensor, k: int) -> torch.Tensor:
+        """Slots of the k nearest entries of ``queries (b, K)`` in a shared store, in float32 over every entry."""
+        keys, live = self.keys[0], self.last_used[0] >= 0  # (C, K), (C,)
+        approx = keys.pow(2).sum(1) - 2 * queries @ keys.T  # (b, C): the squared distance less |q|^2
+        approx.masked_fill_(~live, float("inf"))
+        rows = approx.topk(min(4 * k, approx.shape[1]), dim=1, largest=False).indices  # (b, 4k)
+        exact = (keys[rows] - queries.unsqueeze(1)).pow(2).sum(-1)  # (b, 4k): free of cancellation
+        exact.masked_fill_(~live[rows], float("inf"))
+        return rows.gather(1, exact.topk(k, dim=1, largest=False).indices)
 
     def nearest_task_ids(self, recall: Recall) -> torch.Tensor:
         """Task id of each query's nearest neighbour (-1 where the store had none), ``(B,)``."""
@@ -371,17 +458,19 @@ class EpisodicStore:
         self.last_used[index] = -1
         self.keys[index] = 0.0
         self.values[index] = 0.0
+        if store_index is None:
+            self._max_norm = self._max_residual = 0.0
         self.task_ids[index] = 0
         self.owners[index] = 0
         self._search[index] = 0.0
-        self._search[index, :, -2] = _EMPTY_DISTANCE
+        self._search[index, :, self.key_size] = _EMPTY_DISTANCE
 
     @torch.no_grad()
     def forget(self, entries: torch.Tensor) -> None:
         """Drop the entries flagged in the ``(S, C)`` bool mask ``entries``."""
         self.last_used[entries] = -1
         self._search[entries] = 0.0
-        self._search[..., -2][entries] = _EMPTY_DISTANCE
+        self._search[..., self.key_size][entries] = _EMPTY_DISTANCE
 
     # -- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -428,7 +517,8 @@ class EpisodicStore:
         self.last_used.copy_(last_used)
         self.task_ids.copy_(task_ids)
         self.owners.copy_(owners)
-        self._set_search_rows(slice(None), slice(None), self.keys)
+        self._max_norm = self._max_residual = 0.0
+        self._set_search_rows(slice(None), slice(None), self.keys * (self.last_used >= 0).unsqueeze(-1))
         self.forget(self.last_used < 0)
 
     def resized(self, num_stores: int) -> EpisodicStore:
