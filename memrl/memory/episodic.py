@@ -306,7 +306,7 @@ class EpisodicStore:
         query_bounds = torch.linspace(0, B, threads + 1).round().long().tolist()
         stage_1_done = threading.Barrier(threads)
 
-        def search(part: int) -> torch.Tensor:
+        def search(part: int) -> tuple[torch.Tensor, torch.Tensor]:
             try:
                 first, last = block_bounds[part] * _BLOCK, block_bounds[part + 1] * _BLOCK
                 torch.mm(self._search[0, first:last], augmented, out=distances[first:last])  # (c, K+4) @ (K+4, width)
@@ -317,19 +317,28 @@ class EpisodicStore:
                 raise
             return self._rank(queries, query_bounds[part], query_bounds[part + 1], k, distances, blocks)
 
-        index = torch.cat(_run_split(search, list(range(threads))))  # (B, k)
+        parts = _run_split(search, list(range(threads)))
+        index, farthest = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])  # (B, k), (B,)
+        # Certificate (once for all queries, here: small operations on two threads contend for the GIL):
+        # every entry left out is at least `farthest`'s second part away in bfloat16 (see _rank), so at
+        # least that / (1 + u) - e truly; if the k-th found is no farther, the k found are the k nearest.
+        unseen = farthest[:, 1] / (1 + _BF16_ROUNDING) - self._error_bound(queries.float())
+        for i in torch.nonzero(0.5 * farthest[:, 0] > unseen).flatten().tolist():  # rare: near ties at the edge
+            index[i] = self._within_reach(queries[i].float(), i, k, distances, blocks)
         return self._gather(torch.zeros_like(index), index)
 
     def _rank(
         self, queries: torch.Tensor, first: int, last: int, k: int, distances: torch.Tensor, blocks: torch.Tensor
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Stage 2 for ``queries[first:last]`` from stage 1's ``distances (C, width)`` and ``blocks (C/blk, width)``.
 
-        Returns the slots of their k nearest entries, ``(last - first, k)``.
+        Returns the slots of the k nearest entries among the candidates, ``(b, k)``, and ``(b, 2)``: the
+        k-th one's squared distance, and the least bfloat16 distance an entry left out can have (the
+        next block's minimum, or the next entry of the kept blocks; at least 0).
         """
         b, width = last - first, distances.shape[1]
         if b == 0:
-            return torch.zeros(0, k, dtype=torch.long, device=self.device)
+            return torch.zeros(0, k, dtype=torch.long, device=self.device), torch.zeros(0, 2, device=self.device)
         q = queries[first:last].float()
         nb = min(2 * k + 1, blocks.shape[0])  # the 2k best blocks, and the next one's minimum for the certificate
         top_blocks = blocks[:, first:last].topk(nb, dim=0, largest=False)  # on bit patterns: see _block_min
@@ -343,34 +352,27 @@ class EpisodicStore:
         exact = (keys - q.unsqueeze(1)).pow_(2).sum(-1)  # (b, 4k) squared, float32
         exact.masked_fill_(top.values[:, : 4 * k] > _EMPTY_DISTANCE / 2, float("inf"))  # empty slots
         ranked = exact.topk(k, dim=1, largest=False)
-        found = rows.gather(1, ranked.indices)  # (b, k)
-        # Certificate: every entry left out has a bfloat16 distance of at least `unseen` (the next block's
-        # minimum, or the next entry of the kept blocks), so a true one of at least unseen / (1 + u) - e.
-        # If the k-th found is no farther, the k found are the k nearest; otherwise search exactly.
         inf = torch.full((b,), float("inf"), device=self.device)
         next_block = top_blocks.values.T[:, 2 * k].view(torch.bfloat16).float() if nb > 2 * k else inf
         next_entry = top.values[:, 4 * k].float() if ne > 4 * k else inf
         unseen = torch.minimum(next_block, next_entry).clamp(min=0.0)
-        certain = 0.5 * ranked.values[:, -1] <= unseen / (1 + _BF16_ROUNDING) - self._error_bound(q)
-        for i in torch.nonzero(~certain).flatten().tolist():  # rare: a query with near ties at the edge
-            m = float(top_blocks.values[k - 1, i].view(torch.bfloat16).float().clamp(min=0.0))
-            found[i] = self._within_reach(q[i], first + i, m, k, distances, blocks)
-        return found
+        return rows.gather(1, ranked.indices), torch.stack([ranked.values[:, -1], unseen], dim=1)
 
     def _within_reach(
-        self, q: torch.Tensor, column: int, m: float, k: int, distances: torch.Tensor, blocks: torch.Tensor
+        self, q: torch.Tensor, column: int, k: int, distances: torch.Tensor, blocks: torch.Tensor
     ) -> torch.Tensor:
         """Stage 2 again for one query ``q (K,)`` (``column`` of stage 1's matrices) that the certificate left.
 
-        With ``m`` the k-th smallest block minimum, k entries are within m in bfloat16, so the k-th
-        neighbour is within m / (1 - u) + e and every entry that near is within
+        With ``m`` the k-th smallest block minimum (below zero counts as zero), k entries are within m in
+        bfloat16, so the k-th neighbour is within m / (1 - u) + e and every entry that near is within
         ``reach = (1 + u) (m / (1 - u) + 2 e)`` in bfloat16: all entries of the blocks within reach that
         are within reach themselves are ranked in float32. With more than 64 such blocks, or 512 entries,
         the query is searched over the whole store.
         """
         u = _BF16_ROUNDING
-        reach = (1 + u) * (m / (1 - u) + 2 * float(self._error_bound(q.unsqueeze(0))[0]))
         minima = blocks[:, column].view(torch.bfloat16).float()  # (C/blk,); below zero counts as near too
+        m = float(minima.clamp(min=0.0).kthvalue(k).values)
+        reach = (1 + u) * (m / (1 - u) + 2 * float(self._error_bound(q.unsqueeze(0))[0]))
         near = torch.nonzero(minima <= reach).flatten()
         if near.numel() > _MAX_BLOCKS:
             return self._exhaustive(q.unsqueeze(0), k)[0]
