@@ -51,8 +51,8 @@ def time_peer(num_keys: int, key_size: int, queries: int, repeats: int) -> float
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        keys = torch.randn(num_keys // 2, key_size + 2).bfloat16()
-        rows = torch.randn(key_size + 2, queries).bfloat16()
+        keys = torch.randn(num_keys // 2, key_size + 4).bfloat16()
+        rows = torch.randn(key_size + 4, queries).bfloat16()
         out = torch.empty(num_keys // 2, queries, dtype=torch.bfloat16)
         for _ in range(3):
             torch.mm(keys, rows, out=out)
@@ -110,8 +110,8 @@ def main() -> None:
     times = time_lookup(args.keys, args.key_size, args.queries, args.neighbors, args.repeats)
     peer = time_peer(args.keys, args.key_size, args.queries, args.repeats)
     print(
-        f"peer: a bare one-thread bfloat16 product of {args.keys // 2:,} x {args.key_size + 2} by "
-        f"{args.key_size + 2} x {args.queries} (stage 1's share of one thread) took {peer:.2f} ms "
+        f"peer: a bare one-thread bfloat16 product of {args.keys // 2:,} x {args.key_size + 4} by "
+        f"{args.key_size + 4} x {args.queries} (stage 1's share of one thread) took {peer:.2f} ms "
         f"(about 2.0-2.3 on this machine when quiet); lookup / peer: {statistics.median(times) / peer:.2f}"
     )
     print(
