@@ -454,3 +454,21 @@ def test_dict_observations_are_flattened_in_space_order() -> None:
     np.testing.assert_array_equal(obs[env.layout["obs"]], [0, 0, 1, 0.5, -0.5])  # the next episode's reset obs
     np.testing.assert_array_equal(obs[env.layout["prev_action"]], [0, 1])
     assert obs[env.layout["prev_reward"]][0] == 1.0 and obs[env.layout["episode_start"]][0] == 1.0
+
+
+def test_recurring_test_trials_do_not_depend_on_the_training_seed() -> None:
+    """Two runs with different train seeds and the same test_seed meet the same test trials, new tasks included."""
+    streams = []
+    for seed in (0, 1):
+        sampler = TaskSampler(
+            BanditEnv(),
+            seed=seed,
+            schedule="recurring",
+            recurring_tasks=5,
+            recurring_repeats=2,
+            new_task_fraction=0.5,
+            num_test_tasks=50,
+        )
+        stream = sampler.stream("test", 0, 10)
+        streams.append([task_key(stream.next()) for _ in range(30)])
+    assert streams[0] == streams[1]

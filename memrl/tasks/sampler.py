@@ -51,8 +51,10 @@ class TaskStream:
 
     def __init__(self, sampler: TaskSampler, split: Split, slot: int, num_slots: int) -> None:
         self.sampler, self.split, self.slot, self.num_slots = sampler, split, slot, num_slots
-        split_salt = _TRAIN_SALT if split == "train" else _TEST_STREAM_SALT
-        self._rng = np.random.default_rng([sampler.seed, split_salt, slot])
+        # Test streams (bag shuffles, fresh-task draws) follow test_seed, not the run's seed, so that every
+        # run meets the same test trials.
+        seed, split_salt = (sampler.seed, _TRAIN_SALT) if split == "train" else (sampler.test_seed, _TEST_STREAM_SALT)
+        self._rng = np.random.default_rng([seed, split_salt, slot])
         self._count = 0  # tasks taken from this slot's enumeration of the test list
         self._bag: list[int] = []  # indices into _bag_tasks, in the order they will be played
         self._bag_tasks: list[Task] = []
