@@ -111,7 +111,12 @@ def evaluate(
     deterministic: bool = False,
     seed: int = 0,
 ) -> EvalResult:
-    """Run ``trials`` trials, one per task of ``split``, with the model's memory carried within each."""
+    """Run ``trials`` trials, one per task of ``split``, with the model's memory carried within each.
+
+    Under the ``recurring`` schedule each env slot plays whole bags (``recurring_tasks`` x
+    ``recurring_repeats`` trials), as in training: ``trials // bag`` slots at most ``num_envs``, the
+    trial count rounded up to whole bags.
+    """
     if trials < 1:
         raise ConfigError(f"the number of evaluation trials must be at least 1, got {trials}")
     if split == "test" and sampler.schedule != "recurring" and trials > len(sampler.test_tasks):
@@ -120,6 +125,13 @@ def evaluate(
             "raise tasks.num_test_tasks or ask for fewer trials"
         )
     n = min(num_envs, trials)
+    if sampler.schedule == "recurring":  # whole bags per slot, so that exposures run as in training
+        bag = sampler.recurring_tasks * sampler.recurring_repeats
+        n = max(1, min(num_envs, trials // bag))
+        whole = n * bag * -(-trials // (n * bag))
+        if whole != trials:
+            print(f"note: the recurring schedule is evaluated in whole bags of {bag} trials per env: {whole} trials")
+        trials = whole
     env = make_vec_env(config.env, sampler, split=split, num_envs=n, seed=seed)
     quota = np.array([len(range(i, trials, n)) for i in range(n)])  # trials slot i must finish
     finished = np.zeros(n, dtype=int)

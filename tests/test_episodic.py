@@ -431,6 +431,21 @@ def test_evaluation_store_follows_clear_policy(clear: str, expect_empty: bool) -
         assert torch.equal(tensor, before[name])
 
 
+def test_recurring_evaluation_plays_whole_bags_per_slot(capsys: pytest.CaptureFixture) -> None:
+    """Under recurring, each slot plays whole bags (m * r trials): every exposure 0..r-1 is played equally often."""
+    from memrl.config import Config
+    from memrl.evaluation import evaluate
+
+    model = build_model(BARCODE, tasks=RECURRING, core="lstm", episodic=episodic())
+    sampler = make_sampler(BARCODE, RECURRING, seed=0)
+    config = Config(env=BARCODE, tasks=RECURRING)
+    result = evaluate(model, config, sampler, trials=30, num_envs=10)  # bags of 2 x 3: 5 slots of one bag
+    assert result.trials == 30
+    assert [(row["exposure"], row["trials"]) for row in result.by_exposure] == [(0, 10), (1, 10), (2, 10)]
+    result = evaluate(model, config, sampler, trials=4, num_envs=10)  # less than a bag: one whole bag
+    assert result.trials == 6 and "whole bags of 6 trials per env: 6 trials" in capsys.readouterr().out
+
+
 def test_reinstate_needs_an_lstm_core(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("policy: {core: gru, episodic: {mode: reinstate}}\n")
