@@ -293,7 +293,7 @@ class NTMCore(MemoryCore):
 
     def memory_views(self, states: list[NTMState]) -> dict[str, np.ndarray]:
         """Slot x time heat maps of env 0 over ``states`` (one per step), each ``(rows, T)`` in [0, 1]:
-        weightings and usage scaled by their maximum over the trial (so that spread weightings still
+        weightings scaled by their maximum over the trial (so that spread weightings still
         show their structure), gates unscaled."""
         read_weights = torch.stack([s.read_weights[0] for s in states], dim=-1)  # (R, N, T)
         write_weights = torch.stack([s.write_weights[0] for s in states], dim=-1)  # (N, T)
