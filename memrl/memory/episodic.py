@@ -278,7 +278,8 @@ class EpisodicStore:
         (:meth:`_error_bound`), so an entry left out is at least as far as the next block's minimum or
         the next kept entry, less that bound. A query whose k-th neighbour found is farther than that
         (keys that sit close together compared with their norms, where bfloat16 cannot tell them
-        apart) is searched again in float32 over the whole store, so the result is exact either way.
+        apart) is searched again over every block and entry within the bound (:meth:`_within_reach`),
+        or over the whole store in float32, so the result is exact either way.
 
         ``threads`` threads share the work: the calling thread and single-threaded pool workers. In
         stage 1 each scores a contiguous share of the blocks for every query (the queries padded to
