@@ -45,25 +45,46 @@ class EvalResult:
         return asdict(self)
 
 
-def mean_stderr(values: np.ndarray) -> tuple[float, float]:
-    """Sample mean and its standard error (ddof=1); stderr is 0 for a single value."""
+def mean_stderr(values: np.ndarray, clusters: np.ndarray | None = None) -> tuple[float, float]:
+    """Sample mean and its standard error (ddof=1); stderr is 0 for a single value.
+
+    With ``clusters`` (a label per value; values of one label may be correlated, like the trials of
+    one task in one env slot), the cluster-robust standard error: the spread of the clusters' sums
+    about their share of the mean, which treats clusters, not values, as independent.
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return float("nan"), float("nan")
+    mean = float(values.mean())
+    if clusters is not None:
+        _, label = np.unique(clusters, return_inverse=True)
+        groups = int(label.max()) + 1
+        if 1 < groups < values.size:
+            residual = np.bincount(label, weights=values - mean)  # (groups,) sums of deviations
+            return mean, float(np.sqrt(groups / (groups - 1) * np.sum(residual**2)) / values.size)
     stderr = float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else 0.0
-    return float(values.mean()), stderr
+    return mean, stderr
 
 
 def summarize(
-    split: str, trial_returns: np.ndarray, episode_returns: np.ndarray, exposures: np.ndarray | None = None
+    split: str,
+    trial_returns: np.ndarray,
+    episode_returns: np.ndarray,
+    exposures: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> EvalResult:
     """Aggregate ``(N,)`` trial returns and ``(N, k)`` per-episode returns (nan where absent).
 
     ``exposures (N,)`` (how often each trial's task had been played before) adds ``by_exposure``
-    when some task recurred.
+    when some task recurred. ``clusters (N,)`` labels trials that may be correlated (one task in one
+    env slot): the standard errors over all trials are then cluster-robust (those per exposure are
+    not needed: a task meets a slot once per exposure).
     """
-    mean, stderr = mean_stderr(trial_returns)
-    per_episode = [mean_stderr(col[~np.isnan(col)]) for col in episode_returns.T]
+    mean, stderr = mean_stderr(trial_returns, clusters)
+    per_episode = [
+        mean_stderr(col[~np.isnan(col)], None if clusters is None else clusters[~np.isnan(col)])
+        for col in episode_returns.T
+    ]
     return EvalResult(
         split=split,
         trials=int(trial_returns.size),
@@ -137,6 +158,7 @@ def evaluate(
     finished = np.zeros(n, dtype=int)
     k = config.env.episodes_per_trial
     exposures = np.zeros(trials, dtype=int)
+    clusters = np.zeros(trials, dtype=np.int64)  # (slot, task) of each trial, hashed
     trial_returns = np.full(trials, np.nan)
     episode_returns = np.full((trials, k), np.nan)
     torch.manual_seed(seed)
@@ -158,10 +180,12 @@ def evaluate(
                 returns = infos[i].get("episode_returns", [])[:k]
                 episode_returns[index, : len(returns)] = returns
                 exposures[index] = infos[i].get("task_exposure", 0)
+                clusters[index] = hash((int(i), int(infos[i].get("task_id", index))))
                 finished[i] += 1
         starts = dones
     env.close()
-    return summarize(split, trial_returns, episode_returns, exposures)
+    recurring = sampler.schedule == "recurring"
+    return summarize(split, trial_returns, episode_returns, exposures, clusters if recurring else None)
 
 
 MEMORY_VIEWS = "memory"

@@ -461,3 +461,17 @@ def test_simulators_draw_like_the_envs() -> None:
     sim, _ = B.play_bandit(ArmOne(), np.array([[0.2, 0.7, 0.4, 0.9, 0.1]] * 400), 10, np.random.default_rng(0))
     (env_mean, env_se), (sim_mean, sim_se) = mean_stderr(env_pulls), mean_stderr(sim / 10)
     assert abs(env_mean - sim_mean) < 4 * math.hypot(env_se, sim_se) and abs(sim_mean - 0.7) < 0.03
+
+
+def test_clustered_stderr_counts_correlated_trials_once() -> None:
+    """Trials of one cluster that repeat one value carry one value's information: the cluster-robust
+    stderr is that of the cluster means (ddof=1), where the naive one is sqrt(repeats) times smaller."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=20)
+    values, clusters = np.repeat(means, 5), np.repeat(np.arange(20), 5)
+    mean, clustered = mean_stderr(values, clusters)
+    _, naive = mean_stderr(values)
+    assert mean == pytest.approx(means.mean())
+    assert clustered == pytest.approx(means.std(ddof=1) / np.sqrt(20), rel=1e-9)
+    assert clustered > 2 * naive
+    assert mean_stderr(values, np.arange(100)) == mean_stderr(values)  # one trial per cluster: the usual one
