@@ -472,3 +472,23 @@ def test_recurring_test_trials_do_not_depend_on_the_training_seed() -> None:
         stream = sampler.stream("test", 0, 10)
         streams.append([task_key(stream.next()) for _ in range(30)])
     assert streams[0] == streams[1]
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        (spaces.Box(-1.0, 1.0, shape=(2, 2)), "one-dimensional Box action spaces, got shape"),
+        (spaces.Discrete(3, start=1), "Discrete action spaces that start at 0"),
+    ],
+    ids=["box-2d", "discrete-start-1"],
+)
+def test_action_spaces_the_policies_cannot_act_in_are_clear_errors(space: spaces.Space, expected: str) -> None:
+    """A 2-d Box crashed learn() deep inside; Discrete(n, start=1) acted with the wrong actions, silently."""
+    from memrl.tasks.trial import check_action_space
+
+    with pytest.raises(TypeError, match=expected):
+        check_action_space(space)
+    env = BanditEnv()
+    env.action_space = space
+    with pytest.raises(TypeError, match=expected):
+        TrialWrapper(env, episodes_per_trial=2)

@@ -43,6 +43,7 @@ from memrl.config import ConfigError, PPOConfig
 from memrl.memory import clone_state, index_state, map_state
 from memrl.memory.episodic import EpisodicMemory, EpisodicStore, Recall
 from memrl.policies import PolicyState, RL2Policy
+from memrl.tasks.trial import check_action_space
 
 SelfMetaPPO = TypeVar("SelfMetaPPO", bound="MetaPPO")
 
@@ -154,6 +155,10 @@ class MetaPPO(BaseAlgorithm):
                 f"MetaPPO needs a flat Box observation space (wrap the env in memrl's TrialWrapper), "
                 f"got {self.observation_space}"
             )
+        try:
+            check_action_space(self.action_space)
+        except TypeError as err:
+            raise ValueError(f"MetaPPO: {err}") from None
         episodic = self.policy_kwargs.get("episodic") or {}
         if episodic.get("mode", "off") != "off" and "episodic_layout" not in self.policy_kwargs:
             self.policy_kwargs["episodic_layout"] = self._trial_layout()

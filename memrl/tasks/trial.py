@@ -53,6 +53,16 @@ def _flat_dim(space: spaces.Space) -> int:
     raise TypeError(f"unsupported space {space}: memrl handles Box, Discrete, Dict, Tuple, MultiBinary, MultiDiscrete")
 
 
+def check_action_space(space: spaces.Space) -> None:
+    """memrl's policies act in a ``Discrete(n)`` space starting at 0 or a one-dimensional ``Box``; else a TypeError."""
+    if isinstance(space, spaces.Discrete) and int(space.start) != 0:
+        raise TypeError(f"memrl supports Discrete action spaces that start at 0, got {space}; shift the env's actions")
+    if isinstance(space, spaces.Box) and len(space.shape) != 1:
+        raise TypeError(f"memrl supports one-dimensional Box action spaces, got shape {space.shape}; flatten them")
+    if not isinstance(space, (spaces.Discrete, spaces.Box)):
+        raise TypeError(f"memrl supports Discrete and Box action spaces, got {space}")
+
+
 class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Turn a task-settable env into trials of ``episodes_per_trial`` episodes of one task."""
 
@@ -90,8 +100,7 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.record_inner_final_observation = record_inner_final_observation
 
         inner_obs, act = env.observation_space, env.action_space
-        if not isinstance(act, (spaces.Discrete, spaces.Box)):
-            raise TypeError(f"memrl supports Discrete and Box action spaces, got {act}")
+        check_action_space(act)
         self._discrete_obs = isinstance(inner_obs, spaces.Discrete)
         self._box_obs = isinstance(inner_obs, spaces.Box)
         self._discrete_act = isinstance(act, spaces.Discrete)

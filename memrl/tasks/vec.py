@@ -15,7 +15,6 @@ from typing import Literal
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.wrappers import OrderEnforcing
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
@@ -25,7 +24,7 @@ import memrl.envs  # noqa: F401  (registers the built-in task envs)
 from memrl.config import ConfigError, EnvConfig, TaskConfig
 from memrl.tasks.protocol import check_task_env
 from memrl.tasks.sampler import TaskSampler, TaskStream
-from memrl.tasks.trial import TrialWrapper, _flat_dim
+from memrl.tasks.trial import TrialWrapper, _flat_dim, check_action_space
 
 
 def make_task_env(env_cfg: EnvConfig) -> gym.Env:
@@ -58,8 +57,7 @@ def make_task_env(env_cfg: EnvConfig) -> gym.Env:
         ) from None
     try:
         check_task_env(env)
-        if not isinstance(env.action_space, (spaces.Discrete, spaces.Box)):
-            raise TypeError(f"memrl supports Discrete and Box action spaces, got {env.action_space}")
+        check_action_space(env.action_space)
         _flat_dim(env.observation_space)
     except TypeError as err:
         raise ConfigError(f"env.id={env_id!r}: {err}") from None
