@@ -13,6 +13,7 @@ problem and what to do, with exit status 2; nothing is written before the config
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as `python -m`: `env.id=mymodule:Env-v0` finds
+        sys.path.insert(0, os.getcwd())  # a mymodule.py in the working directory
     try:
         return int(args.func(args))
     except (ConfigError, CheckpointError) as err:

@@ -337,6 +337,18 @@ def test_train_a_user_task_env_from_pythonpath(tmp_path: Path) -> None:
     assert all(0.0 <= value <= 1.0 for _, value in scalars["meta/return_episode_0"])
 
 
+def test_a_user_task_env_in_the_working_directory_needs_no_pythonpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `memrl` console script, unlike `python -m`, does not put the working directory on sys.path; main does."""
+    (tmp_path / "payout_here.py").write_text(textwrap.dedent(USER_ENV).replace("Payout-v0", "PayoutHere-v0"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    args = ["--set", "env.id=payout_here:PayoutHere-v0", "--set", "env.episodes_per_trial=3", "--set", "ppo.n_steps=6"]
+    assert main(["train", BANDIT, *args, *TINY, "--run-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
 def run_main(argv: list[str]) -> int:
     """memrl.cli.main, with argparse's SystemExit turned into its exit status."""
     try:
