@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from memrl.checkpoint import CheckpointError
-from memrl.config import ConfigError, apply_overrides, config_from_dict, load_config
+from memrl.config import MAX_SEED, ConfigError, apply_overrides, config_from_dict, load_config
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -83,25 +83,23 @@ def _eval(args: argparse.Namespace) -> int:
     from memrl.evaluation import MEMORY_VIEWS, evaluate, record_memory_views, upscale_view, write_report
     from memrl.logging import make_logger
     from memrl.tasks.vec import make_sampler, make_vec_env
-    from memrl.train import load_model, read_run_config
+    from memrl.train import check_directory, load_model, read_run_config
 
     run_dir = Path(args.run_dir)
     cfg = read_run_config(run_dir)
     trials = cfg.eval.trials if args.trials is None else args.trials
     split = args.split or cfg.eval.split
     out_dir = Path(args.out) if args.out else run_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir} is a file; pass a directory for eval.json and eval.png")
+    check_directory(out_dir, "--out")
     sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)
     model = load_model(run_dir, cfg)
     probe = make_vec_env(cfg.env, sampler, split=split, num_envs=1)
-    if (probe.observation_space, probe.action_space) != (model.observation_space, model.action_space):
-        raise ConfigError(
-            f"{run_dir / 'config.yaml'} describes env spaces ({probe.observation_space}, {probe.action_space}) that "
-            f"do not match its checkpoint's ({model.observation_space}, {model.action_space}); restore the config "
-            "the run was trained with"
-        )
-    probe.close()
+    try:
+        model.check_spaces(probe)  # a config.yaml edited after training
+    except ConfigError as err:
+        raise ConfigError(f"{run_dir / 'config.yaml'}: its env spaces do not match its checkpoint's: {err}") from None
+    finally:
+        probe.close()
     started = time.perf_counter()
     result = evaluate(
         model,
@@ -174,7 +172,7 @@ def _envs(args: argparse.Namespace) -> int:
 
 def _seed(text: str) -> int:
     value = int(text) if text.lstrip("-").isdigit() else -1
-    if not 0 <= value <= 2**32 - 1:
+    if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"a seed is an integer in [0, 2**32 - 1], got {text!r}")
     return value
 

@@ -311,7 +311,7 @@ _NON_NEGATIVE = {
 
 
 _SEEDS = ("train.seed", "tasks.test_seed")
-_MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seed range
+MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seed range
 
 
 def _floats(node: Any, prefix: str) -> list[tuple[str, float]]:
@@ -335,7 +335,7 @@ def _check_ranges(cfg: Config) -> None:
         if not math.isfinite(number):
             raise ConfigError(f"{key} must be a finite number, got {number!r}")
     for key in _SEEDS:
-        if not 0 <= value(key) <= _MAX_SEED:
+        if not 0 <= value(key) <= MAX_SEED:
             raise ConfigError(f"{key} must be an integer in [0, 2**32 - 1], got {value(key)!r}")
     for key in _POSITIVE_INT:
         if value(key) < 1:

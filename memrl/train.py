@@ -90,7 +90,7 @@ def load_model(run_dir: Path, cfg: Config, sampler: TaskSampler | None = None, w
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout: bool = False) -> MetaPPO:
     """Train ``cfg`` in ``run_dir`` (continuing the run there when ``resume``)."""
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir)
+    check_directory(run_dir, "--run-dir")
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
     sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)  # validates env.id and env.kwargs early
@@ -145,11 +145,11 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout:
     return model
 
 
-def _check_run_dir(run_dir: Path) -> None:
-    """A run directory must be a directory or creatable as one: checked before anything is built."""
-    for path in (run_dir, *run_dir.parents):
+def check_directory(directory: Path, option: str) -> None:
+    """``directory`` (given as ``option``) must be a directory or creatable as one: checked before any work."""
+    for path in (directory, *directory.parents):
         if path.exists() and not path.is_dir():
-            raise ConfigError(f"run directory {run_dir}: {path} is a file, not a directory; choose another --run-dir")
+            raise ConfigError(f"{option} {directory}: {path} is a file; pass a directory")
 
 
 @contextlib.contextmanager

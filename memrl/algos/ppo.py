@@ -731,12 +731,16 @@ class MetaPPO(BaseAlgorithm):
             model.set_env(env)
         return model
 
-    def set_env(self, env: gym.Env | VecEnv, force_reset: bool = True) -> None:
+    def check_spaces(self, env: gym.Env | VecEnv) -> None:
+        """A ConfigError unless ``env`` has the observation and action spaces the model was built for."""
         if env.observation_space != self.observation_space or env.action_space != self.action_space:
             raise ConfigError(
                 f"env spaces ({env.observation_space}, {env.action_space}) do not match the model's "
                 f"({self.observation_space}, {self.action_space}); use the env config the model was trained with"
             )
+
+    def set_env(self, env: gym.Env | VecEnv, force_reset: bool = True) -> None:
+        self.check_spaces(env)
         self.n_envs = env.num_envs if isinstance(env, VecEnv) else 1  # memory state is rebuilt for any width
         super().set_env(env, force_reset=force_reset)
         self._rollout_state = None

@@ -323,9 +323,10 @@ class EpisodicStore:
         # Certificate (once for all queries, here: small operations on two threads contend for the GIL):
         # every entry left out is at least `farthest`'s second part away in bfloat16 (see _rank), so at
         # least that / (1 + u) - e truly; if the k-th found is no farther, the k found are the k nearest.
-        unseen = farthest[:, 1] / (1 + _BF16_ROUNDING) - self._error_bound(queries.float())
+        bound = self._error_bound(queries.float())
+        unseen = farthest[:, 1] / (1 + _BF16_ROUNDING) - bound
         for i in torch.nonzero(0.5 * farthest[:, 0] > unseen).flatten().tolist():  # rare: near ties at the edge
-            index[i] = self._within_reach(queries[i].float(), i, k, distances, blocks)
+            index[i] = self._within_reach(queries[i].float(), i, float(bound[i]), k, distances, blocks)
         return self._gather(torch.zeros_like(index), index)
 
     def _rank(
@@ -360,7 +361,7 @@ class EpisodicStore:
         return rows.gather(1, ranked.indices), torch.stack([ranked.values[:, -1], unseen], dim=1)
 
     def _within_reach(
-        self, q: torch.Tensor, column: int, k: int, distances: torch.Tensor, blocks: torch.Tensor
+        self, q: torch.Tensor, column: int, bound: float, k: int, distances: torch.Tensor, blocks: torch.Tensor
     ) -> torch.Tensor:
         """Stage 2 again for one query ``q (K,)`` (``column`` of stage 1's matrices) that the certificate left.
 
@@ -373,7 +374,7 @@ class EpisodicStore:
         u = _BF16_ROUNDING
         minima = blocks[:, column].view(torch.bfloat16).float()  # (C/blk,); below zero counts as near too
         m = float(minima.clamp(min=0.0).kthvalue(k).values)
-        reach = (1 + u) * (m / (1 - u) + 2 * float(self._error_bound(q.unsqueeze(0))[0]))
+        reach = (1 + u) * (m / (1 - u) + 2 * bound)  # bound: this query's _error_bound
         near = torch.nonzero(minima <= reach).flatten()
         if near.numel() > _MAX_BLOCKS:
             return self._exhaustive(q.unsqueeze(0), k)[0]
