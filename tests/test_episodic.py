@@ -66,7 +66,7 @@ def test_nearest_key_returns_its_own_value(capacity: int) -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("num_queries", [5, 32, 37, 100])
+@pytest.mark.parametrize("num_queries", [1, 5, 32, 37, 100])
 def test_large_store_lookup_matches_exact_search(num_queries: int, threads: int) -> None:
     """The two-stage bfloat16 search of a large store finds the exact k nearest neighbours of random
     queries, in order, for query counts that split into padded parts on one or two threads."""
@@ -102,6 +102,65 @@ def test_large_store_lookup_is_exact_where_bfloat16_cannot_separate_the_keys(key
     store = make_store(capacity=30_000, neighbors=4, key_size=32)
     store.write(keys, torch.zeros(30_000, 3), torch.zeros(30_000, dtype=torch.long))
     recall = store.lookup(queries, touch=False)
+    distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)
+    torch.testing.assert_close(distances.gather(1, recall.slots), distances.topk(4, dim=1, largest=False).values)
+
+
+def test_large_store_finds_entries_of_its_last_half_block() -> None:
+    """The search ranks blocks of 64 entries; a capacity of 16,416 (whole blocks of 32) leaves the last one half
+    empty, and its entries are still found."""
+    store = make_store(capacity=16_400, neighbors=2, key_size=8)
+    assert store.capacity == 16_416
+    store.write(torch.randn(16_416, 8), torch.zeros(16_416, 3), torch.zeros(16_416, dtype=torch.long))
+    recall = store.lookup(store.keys[0, -5:].clone(), touch=False)
+    assert recall.slots[:, 0].tolist() == list(range(16_411, 16_416))
+
+
+def spy_on_whole_store_searches(store: EpisodicStore) -> list[int]:
+    """Records the number of queries of each float32 search over the whole store."""
+    calls: list[int] = []
+    search = store._exhaustive
+
+    def spy(queries: torch.Tensor, k: int) -> torch.Tensor:
+        calls.append(queries.shape[0])
+        return search(queries, k)
+
+    store._exhaustive = spy  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_nearly_empty_large_store_needs_no_second_search() -> None:
+    """Fewer entries than neighbours: every entry left out is empty, so the certificate holds (before: each query
+    was searched again over the whole store, 0.3 s per lookup of 64 queries in 100,000 slots)."""
+    torch.manual_seed(6)
+    store = make_store(capacity=20_000, neighbors=4, key_size=16)
+    keys = torch.randn(3, 16)
+    store.write(keys, torch.arange(9.0).view(3, 3), torch.zeros(3, dtype=torch.long))
+    calls = spy_on_whole_store_searches(store)
+    recall = store.lookup(torch.randn(16, 16), touch=False)
+    assert calls == []
+    assert recall.mask.sum(1).tolist() == [3] * 16 and not recall.mask[:, 3].any()
+    assert all(
+        set(row[:3].tolist()) == set((store.last_used[0] >= 0).nonzero().flatten().tolist()) for row in recall.slots
+    )
+
+
+def test_queries_that_need_the_whole_store_are_searched_together() -> None:
+    """Keys bfloat16 cannot tell apart send every query to a float32 search of the whole store: one batched search
+    per thread, not one per query (before: 64 searches, 0.3 s per lookup)."""
+    torch.manual_seed(7)
+    keys = 0.9 + 0.05 * torch.randn(20_000, 16)
+    queries = keys[:24] + 0.001 * torch.randn(24, 16)
+    store = make_store(capacity=20_000, neighbors=4, key_size=16)
+    store.write(keys, torch.zeros(20_000, 3), torch.zeros(20_000, dtype=torch.long))
+    calls = spy_on_whole_store_searches(store)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        recall = store.lookup(queries, touch=False)
+    finally:
+        torch.set_num_threads(previous)
+    assert 1 <= len(calls) <= 2 and sum(calls) > 12
     distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)
     torch.testing.assert_close(distances.gather(1, recall.slots), distances.topk(4, dim=1, largest=False).values)
 

@@ -40,10 +40,14 @@ from torch import nn
 from memrl.memory.base import MemoryCore
 
 _EMPTY_DISTANCE = 1e30  # half squared distance of an empty slot: above any real one, finite so bf16 matmuls stay finite
-_BLOCK = 32  # keys per block in the two-stage top-k of large stores
+_EMPTY_BITS = int(torch.tensor(_EMPTY_DISTANCE / 2, dtype=torch.bfloat16).view(torch.int16))  # its half, as int16 bits
+_INF_BITS = int(torch.tensor(float("inf"), dtype=torch.bfloat16).view(torch.int16))
+_BLOCK = 32  # a large store holds a whole number of blocks of 32 entries (checkpoints rely on it)
+_GROUP = 16  # the blocked search ranks blocks of _GROUPS groups of _GROUP entries, then their groups, then entries
+_GROUPS = 4
 _LARGE_STORE = 16_384  # capacity from which search runs in bfloat16 with block pruning
 _BF16_ROUNDING = 2.0**-8  # unit roundoff of bfloat16 (8 significant bits)
-_MAX_BLOCKS = 64  # blocks a query may need in a second try of stage 2, before it is searched exhaustively
+_MAX_GROUPS = 64  # groups a query may need in a second try of stage 2, before it is searched over the whole store
 _MAX_ENTRIES = 512  # entries likewise
 
 
@@ -121,25 +125,26 @@ def _split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _block_min(distances: torch.Tensor, out: torch.Tensor) -> None:
-    """Smallest of each block of ``_BLOCK`` rows: bfloat16 ``distances (C, b)`` into int16 ``out (C/blk, b)``.
+    """Smallest of each block of rows: bfloat16 ``distances (C, b)`` into int16 ``out (C/size, b)``.
 
-    The block minimum is taken on the bfloat16 bit patterns read as int16, which torch reduces about
-    7x faster than bfloat16. Non-negative bfloat16 values order exactly like their bit patterns; a
-    negative one (a distance of about zero, below zero by rounding) reads as a negative int16, so it
-    still ranks before every positive distance, which is all the block ranking needs. ``out``
-    therefore holds bit patterns: compare them with each other, not as numbers.
+    The block size is ``C / len(out)``. The minimum is taken on the bfloat16 bit patterns read as
+    int16, which torch reduces about 7x faster than bfloat16. Non-negative bfloat16 values order
+    exactly like their bit patterns; a negative one (a distance of about zero, below zero by
+    rounding) reads as a negative int16, so it still ranks before every positive distance, which is
+    all the block ranking needs. ``out`` therefore holds bit patterns: compare them with each other,
+    not as numbers.
 
     torch reduces a middle dimension fast when the rows are 64 wide: for a narrower ``b`` dividing
     64, ``fold`` consecutive rows are read as one row of 64, and the ``fold`` column groups are then
     folded together by halving.
     """
     bits = distances.view(torch.int16)
-    b = bits.shape[1]
-    fold = 64 // b if b < 64 and 64 % b == 0 else 1
+    b, size = bits.shape[1], bits.shape[0] // out.shape[0]
+    fold = 64 // b if b < 64 and 64 % b == 0 and size % (64 // b) == 0 else 1
     if fold == 1:
-        torch.amin(bits.view(-1, _BLOCK, b), dim=1, out=out)
+        torch.amin(bits.view(-1, size, b), dim=1, out=out)
         return
-    wide = bits.view(-1, _BLOCK // fold, fold * b).amin(1)  # (C/blk, fold*b): fold groups of b columns
+    wide = bits.view(-1, size // fold, fold * b).amin(1)  # (C/size, fold*b): fold groups of b columns
     while wide.shape[1] > 2 * b:
         half = wide.shape[1] // 2
         wide = torch.minimum(wide[:, :half], wide[:, half:])
@@ -152,9 +157,9 @@ class EpisodicStore:
     ``num_stores`` stores (one per env slot, or 1 when ``shared`` by all slots) of ``capacity``
     entries each. A lookup ranks entries by half the squared Euclidean distance ``||q - h||^2 / 2``,
     one matrix product of augmented queries and keys. A shared store of ``capacity >= 16384``
-    searches in bfloat16 with a two-stage top-k (block minima, then the best blocks' entries, ranked
-    again in float32; see :meth:`_blocked_search`); the neighbours' exact float32 keys are returned,
-    so :func:`kernel_read` is exact either way. A store is not safe to use from two threads at once
+    searches in bfloat16, pruned by the minima of blocks and groups of entries, and ranks the best
+    candidates again in float32 (exact: see :meth:`_blocked_search`); the neighbours' float32 keys
+    are returned, so :func:`kernel_read` is exact either way. A store is not safe to use from two threads at once
     (its lookups share scratch buffers); two stores may be.
     """
 
@@ -195,8 +200,7 @@ class EpisodicStore:
         self._search[..., key_size] = _EMPTY_DISTANCE
         self._max_norm = 0.0  # largest |h| written since the store was last emptied (bounds bfloat16 errors)
         self._max_residual = 0.0  # largest |h - bfloat16(h)| likewise
-        self._scratch: tuple[torch.Tensor, torch.Tensor] | None = None  # scratch of the blocked search
-        self._offsets = torch.arange(_BLOCK, device=self.device)  # index constants of the blocked search
+        self._scratch: tuple[torch.Tensor, ...] | None = None  # scratch of the blocked search
 
     # -- queries ---------------------------------------------------------------------------
     @property
@@ -232,7 +236,7 @@ class EpisodicStore:
             with _single_thread():  # the whole lookup, touch included: see _blocked_search
                 recall = self._blocked_search(queries, k, threads=workers)
                 if touch:
-                    self._touch(torch.zeros_like(recall.slots), recall)
+                    self._touch(None, recall)
             return recall
         if self.num_stores == 1:
             distances = self._search[0] @ self._augment(queries).T  # (C, K+4) @ (K+4, B) -> (C, B)
@@ -252,15 +256,18 @@ class EpisodicStore:
             self._touch(store, recall)
         return recall
 
-    def _touch(self, store: torch.Tensor, recall: Recall) -> None:
-        """Marks the recalled entries as used now (LRU)."""
+    def _touch(self, store: torch.Tensor | None, recall: Recall) -> None:
+        """Marks the recalled entries as used now (LRU); ``store`` None: all in store 0."""
         if bool(recall.mask.any()):
-            self.last_used[store[recall.mask], recall.slots[recall.mask]] = self.clock
+            if store is None:
+                self.last_used[0, recall.slots[recall.mask]] = self.clock
+            else:
+                self.last_used[store[recall.mask], recall.slots[recall.mask]] = self.clock
             self.clock += 1
 
-    def _gather(self, store: torch.Tensor, index: torch.Tensor) -> Recall:
-        """The entries ``(store, index)`` (both ``(B, k)``) as a :class:`Recall`."""
-        flat = (store * self.capacity + index).flatten()  # (B*k,) rows of the (S*C, ...) tables
+    def _gather(self, store: torch.Tensor | None, index: torch.Tensor) -> Recall:
+        """The entries ``(store, index)`` (both ``(B, k)``; ``store`` None: all in store 0) as a :class:`Recall`."""
+        flat = index.flatten() if store is None else (store * self.capacity + index).flatten()  # rows of (S*C, ...)
         mask = (self.last_used.view(-1).index_select(0, flat) >= 0).view(index.shape)
         return Recall(
             keys=self.keys.view(-1, self.key_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, K)
@@ -272,14 +279,15 @@ class EpisodicStore:
     def _blocked_search(self, queries: torch.Tensor, k: int, threads: int) -> Recall:
         """The k nearest entries of each query in a large shared store.
 
-        Stage 1 computes every entry's distance in bfloat16 and keeps each block's minimum. Stage 2
-        takes the 2k best blocks' 4k nearest entries by bfloat16 distance and ranks them again in
-        float32. Then a certificate: a bfloat16 distance is within a bound of the true one
-        (:meth:`_error_bound`), so an entry left out is at least as far as the next block's minimum or
-        the next kept entry, less that bound. A query whose k-th neighbour found is farther than that
-        (keys that sit close together compared with their norms, where bfloat16 cannot tell them
-        apart) is searched again over every block and entry within the bound (:meth:`_within_reach`),
-        or over the whole store in float32, so the result is exact either way.
+        Stage 1 computes every entry's distance in bfloat16 and keeps the minimum of each group of 16
+        entries and of each block of 4 groups. Stage 2 ranks, by bfloat16 distance, the blocks, the
+        best blocks' groups, and the best groups' entries, and ranks the best 4k + 1 entries again in
+        float32 (:meth:`_rank`). Then a certificate: a bfloat16 distance is within a bound of the true
+        one (:meth:`_error_bound`), so an entry left out is at least as far as the nearest candidate
+        that a round left out, less that bound. A query whose k-th neighbour found is farther than
+        that is searched again (:meth:`_search_again`): over every group and entry within the bound,
+        or, where keys sit so close together compared with their norms that bfloat16 cannot tell them
+        apart, over the whole store in float32. The result is exact either way.
 
         ``threads`` threads share the work: the calling thread and single-threaded pool workers. In
         stage 1 each scores a contiguous share of the blocks for every query (the queries padded to
@@ -288,102 +296,165 @@ class EpisodicStore:
         OpenMP barrier per operation, so a busy core slows a lookup down instead of stalling it (with
         the second core taken by a training job, OpenMP's two threads took 140 ms). The caller runs
         the whole lookup at one torch thread: an operation on two OpenMP threads leaves OpenMP's
-        second thread spinning on the core a worker needs (3 ms per lookup). Measured in one run
-        (64 queries, 100,000 keys, 2 threads): this, 4.1 ms; each thread taking half of the queries
-        through both stages against the whole store, 4.8 ms.
+        second thread spinning on the core a worker needs (3 ms per lookup). The certificate runs
+        once for all queries, after the join: small operations on two threads contend for the GIL.
         """
         B, C = queries.shape[0], self.capacity
         width = next(w for w in (16, 32, 64) if w >= B) if B <= 64 else -(-B // 64) * 64  # score columns
-        augmented = torch.zeros(self.key_size + 4, width, dtype=self._search.dtype, device=self.device)
-        augmented[:, :B] = self._augment(queries).T  # padding columns are scored too, and never read
+        groups = C // _GROUP  # whole groups: C is a whole number of blocks of 32
         if self._scratch is None or self._scratch[0].shape[1] != width:  # reused: no page faults per call
+            blocks = -(-groups // _GROUPS)  # of 64 entries; the last may be half empty
             self._scratch = (
                 torch.empty(C, width, dtype=self._search.dtype, device=self.device),
-                torch.empty(C // _BLOCK, width, dtype=torch.int16, device=self.device),
+                # groups' minima; the rows past the last group (when the last block is half empty) stay +inf
+                torch.full((blocks * _GROUPS, width), _INF_BITS, dtype=torch.int16, device=self.device),
+                torch.empty(blocks, width, dtype=torch.int16, device=self.device),  # blocks' minima
+                torch.zeros(self.key_size + 4, width, dtype=self._search.dtype, device=self.device),
             )
-            self._offsets = torch.arange(max(_BLOCK, width), device=self.device)
-        distances, blocks = self._scratch
-        block_bounds = torch.linspace(0, C // _BLOCK, threads + 1).round().long().tolist()
+            # (width, 1, n): where row j of a block's groups (n = 4) or of a group's entries (n = 16) sits for
+            # query column c in a flat (rows, width) table, j * width + c
+            self._scratch += tuple(
+                (torch.arange(n) * width + torch.arange(width).unsqueeze(1)).unsqueeze(1).to(self.device)
+                for n in (_GROUPS, _GROUP)
+            )
+        distances, group_min, block_min, augmented, of_block, of_group = self._scratch
+        q = queries.float()
+        augmented[:, :B] = self._augment(q).T  # columns past B (zeros, or earlier queries) are scored, never read
+        block_bounds = torch.linspace(0, block_min.shape[0], threads + 1).round().long().tolist()
         query_bounds = torch.linspace(0, B, threads + 1).round().long().tolist()
         stage_1_done = threading.Barrier(threads)
 
-        def search(part: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def search(part: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            first, last = query_bounds[part], query_bounds[part + 1]
+            mine = block_min[:, first:last], q[first:last], of_block[first:last], of_group[first:last]  # views
             try:
-                first, last = block_bounds[part] * _BLOCK, block_bounds[part + 1] * _BLOCK
-                torch.mm(self._search[0, first:last], augmented, out=distances[first:last])  # (c, K+4) @ (K+4, width)
-                _block_min(distances[first:last], blocks[block_bounds[part] : block_bounds[part + 1]])
+                blocks = slice(block_bounds[part], block_bounds[part + 1])
+                group = slice(blocks.start * _GROUPS, min(blocks.stop * _GROUPS, groups))
+                rows = slice(group.start * _GROUP, group.stop * _GROUP)
+                torch.mm(self._search[0, rows], augmented, out=distances[rows])  # (c, K+4) @ (K+4, width)
+                _block_min(distances[rows], group_min[group])
+                groups_of_blocks = group_min[group.start : blocks.stop * _GROUPS].view(-1, _GROUPS, width)
+                torch.amin(groups_of_blocks, 1, out=block_min[blocks])
                 stage_1_done.wait()
             except BaseException:  # an error, or Ctrl-C while waiting: the other threads stop waiting and fail too
                 stage_1_done.abort()
                 raise
-            return self._rank(queries, query_bounds[part], query_bounds[part + 1], k, distances, blocks)
+            return self._rank(k, distances, group_min, *mine)
 
-        parts = _run_split(search, list(range(threads)))
-        index, farthest = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])  # (B, k), (B,)
-        # Certificate (once for all queries, here: small operations on two threads contend for the GIL):
-        # every entry left out is at least `farthest`'s second part away in bfloat16 (see _rank), so at
-        # least that / (1 + u) - e truly; if the k-th found is no farther, the k found are the k nearest.
-        bound = self._error_bound(queries.float())
-        unseen = farthest[:, 1] / (1 + _BF16_ROUNDING) - bound
-        for i in torch.nonzero(0.5 * farthest[:, 0] > unseen).flatten().tolist():  # rare: near ties at the edge
-            index[i] = self._within_reach(queries[i].float(), i, float(bound[i]), k, distances, blocks)
-        return self._gather(torch.zeros_like(index), index)
+        index, kth, unseen = (torch.cat(part) for part in zip(*_run_split(search, list(range(threads))), strict=True))
+        # The certificate: every entry left out is at least `unseen` away in bfloat16 (see _rank), so at least
+        # that / (1 + u) - e truly; if the k-th found is no farther, the k found are the k nearest.
+        bound = self._error_bound(q)
+        unseen = unseen.view(torch.bfloat16).float().clamp_(min=0.0)  # a negative distance (rounding) counts as 0
+        doubt = 0.5 * kth > unseen / (1 + _BF16_ROUNDING) - bound
+        doubtful = torch.nonzero(doubt).flatten()  # rare on most keys: near ties at the edge
+        if doubtful.numel():
+            index[doubtful] = self._search_again(
+                q, doubtful, bound, k, distances, group_min[:groups], block_min, threads
+            )
+        return self._gather(None, index)
 
     def _rank(
-        self, queries: torch.Tensor, first: int, last: int, k: int, distances: torch.Tensor, blocks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stage 2 for ``queries[first:last]`` from stage 1's ``distances (C, width)`` and ``blocks (C/blk, width)``.
+        self,
+        k: int,
+        distances: torch.Tensor,
+        group_min: torch.Tensor,
+        block_min: torch.Tensor,
+        q: torch.Tensor,
+        of_block: torch.Tensor,
+        of_group: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage 2 for b queries ``q (b, K)``.
 
-        Returns the slots of the k nearest entries among the candidates, ``(b, k)``, and ``(b, 2)``: the
-        k-th one's squared distance, and the least bfloat16 distance an entry left out can have (the
-        next block's minimum, or the next entry of the kept blocks; at least 0).
+        From stage 1: ``distances (C, width)``, the minima of its groups of 16 rows ``group_min
+        (C/16, width)``, and these queries' columns of the minima of blocks of 4 groups ``block_min
+        (C/64, b)``. ``of_block (b, 1, 4)`` and ``of_group (b, 1, 16)``: where row j of a block's groups
+        or of a group's entries sits for each query in the flat ``(rows, width)`` tables.
+
+        Three rounds, each keeping the best 3k + 1 of its candidates by bfloat16 distance: blocks, their
+        groups, then the best 4k + 1 of the groups' entries, ranked again in float32. The rounds select
+        without sorting, and the farthest kept candidate of each round bounds what that round left out.
+        Returns the slots of the k nearest entries among the candidates ``(b, k)``, the k-th one's
+        squared distance ``(b,)``, and ``unseen (b,)``: the least bfloat16 distance an entry left out
+        can have, as int16 bit patterns (see :func:`_block_min`; +inf where nothing is left out).
+
+        Candidates are ranked on bit patterns too: every negative distance (an exact match, below zero
+        by rounding) ranks before every positive one, which is all the certificate needs, as it counts
+        a negative ``unseen`` as zero. An empty slot's squared distance is ``_EMPTY_DISTANCE``, which
+        passes the certificate exactly when every entry left out is empty too: a store holding fewer
+        than k entries needs no second search.
         """
-        b, width = last - first, distances.shape[1]
-        if b == 0:
-            return torch.zeros(0, k, dtype=torch.long, device=self.device), torch.zeros(0, 2, device=self.device)
-        q = queries[first:last].float()
-        nb = min(2 * k + 1, blocks.shape[0])  # the 2k best blocks, and the next one's minimum for the certificate
-        top_blocks = blocks[:, first:last].topk(nb, dim=0, largest=False)  # on bit patterns: see _block_min
-        best = top_blocks.indices.T[:, : 2 * k]  # (b, 2k)
-        rows = (best.unsqueeze(-1) * _BLOCK + self._offsets[:_BLOCK]).reshape(b, -1)  # (b, 2k*blk) their entries
-        candidates = torch.take(distances, rows * width + self._offsets[first:last, None])  # distances[rows, query]
-        ne = min(4 * k + 1, rows.shape[1])
-        top = candidates.topk(ne, dim=1, largest=False)  # (b, 4k + 1) nearest in bfloat16
-        rows = rows.gather(1, top.indices[:, : 4 * k])
-        keys = self.keys[0].index_select(0, rows.view(-1)).view(b, -1, self.key_size)  # (b, 4k, K)
-        exact = (keys - q.unsqueeze(1)).pow_(2).sum(-1)  # (b, 4k) squared, float32
-        exact.masked_fill_(top.values[:, : 4 * k] > _EMPTY_DISTANCE / 2, float("inf"))  # empty slots
-        ranked = exact.topk(k, dim=1, largest=False)
-        inf = torch.full((b,), float("inf"), device=self.device)
-        next_block = top_blocks.values.T[:, 2 * k].view(torch.bfloat16).float() if nb > 2 * k else inf
-        next_entry = top.values[:, 4 * k].float() if ne > 4 * k else inf
-        unseen = torch.minimum(next_block, next_entry).clamp(min=0.0)
-        return rows.gather(1, ranked.indices), torch.stack([ranked.values[:, -1], unseen], dim=1)
+        b, width = q.shape[0], distances.shape[1]
+        unseen = torch.full((b,), _INF_BITS, dtype=torch.int16, device=self.device)  # nothing left out yet
+        if b == 0:  # more threads than queries
+            return torch.zeros(0, k, dtype=torch.long, device=self.device), torch.zeros(0, device=self.device), unseen
 
-    def _within_reach(
-        self, q: torch.Tensor, column: int, bound: float, k: int, distances: torch.Tensor, blocks: torch.Tensor
+        def select(candidates: torch.Tensor, keep: int, dim: int = 1) -> torch.Tensor:
+            nonlocal unseen
+            if candidates.shape[dim] <= keep:
+                shape = [1, 1]
+                shape[dim] = -1
+                return torch.arange(candidates.shape[dim], device=self.device).view(shape).expand_as(candidates)
+            top = candidates.topk(keep, dim=dim, largest=False, sorted=False)
+            unseen = torch.minimum(unseen, top.values.amax(dim))  # what is left out is at least this far
+            return top.indices
+
+        blocks = select(block_min, 3 * k + 1, dim=0).T  # (b, 3k+1)
+        flat = torch.add(of_block, blocks.unsqueeze(-1), alpha=_GROUPS * width).reshape(b, -1)  # their groups
+        groups = flat.gather(1, select(torch.take(group_min, flat), 3 * k + 1)).div_(width, rounding_mode="floor")
+        flat = torch.add(of_group, groups.unsqueeze(-1), alpha=_GROUP * width).reshape(b, -1)  # their entries
+        candidates = torch.take(distances.view(torch.int16), flat)
+        chosen = select(candidates, 4 * k + 1)
+        rows = flat.gather(1, chosen).div_(width, rounding_mode="floor")  # (b, 4k+1) their slots
+        keys = self.keys[0].index_select(0, rows.view(-1)).view(b, -1, self.key_size)  # (b, 4k+1, K)
+        exact = keys.sub_(q.unsqueeze(1)).pow_(2).sum(-1)  # squared, float32
+        exact.masked_fill_(candidates.gather(1, chosen) >= _EMPTY_BITS, _EMPTY_DISTANCE)
+        ranked = exact.topk(k, dim=1, largest=False)
+        return rows.gather(1, ranked.indices), ranked.values[:, -1], unseen
+
+    def _search_again(
+        self,
+        q: torch.Tensor,
+        doubtful: torch.Tensor,
+        bound: torch.Tensor,
+        k: int,
+        distances: torch.Tensor,
+        group_min: torch.Tensor,
+        block_min: torch.Tensor,
+        threads: int,
     ) -> torch.Tensor:
-        """Stage 2 again for one query ``q (K,)`` (``column`` of stage 1's matrices) that the certificate left.
+        """Slots of the k nearest entries ``(d, k)`` of the queries ``q[doubtful]`` that the certificate left.
 
         With ``m`` the k-th smallest block minimum (below zero counts as zero), k entries are within m in
         bfloat16, so the k-th neighbour is within m / (1 - u) + e and every entry that near is within
-        ``reach = (1 + u) (m / (1 - u) + 2 e)`` in bfloat16: all entries of the blocks within reach that
-        are within reach themselves are ranked in float32. With more than 64 such blocks, or 512 entries,
-        the query is searched over the whole store.
+        ``reach = (1 + u) (m / (1 - u) + 2 e)`` in bfloat16: all entries of the groups within reach that
+        are within reach themselves are ranked in float32. A query with more than 64 such groups, or
+        512 entries (keys bfloat16 cannot tell apart: close together compared with their norms), is
+        searched over the whole store instead, all such queries at once (:meth:`_exhaustive`).
         """
-        u = _BF16_ROUNDING
-        minima = blocks[:, column].view(torch.bfloat16).float()  # (C/blk,); below zero counts as near too
-        m = float(minima.clamp(min=0.0).kthvalue(k).values)
-        reach = (1 + u) * (m / (1 - u) + 2 * bound)  # bound: this query's _error_bound
-        near = torch.nonzero(minima <= reach).flatten()
-        if near.numel() > _MAX_BLOCKS:
-            return self._exhaustive(q.unsqueeze(0), k)[0]
-        rows = (near.unsqueeze(-1) * _BLOCK + self._offsets[:_BLOCK]).flatten()  # their entries
-        rows = rows[distances[rows, column].float() <= reach]
-        if not k <= rows.numel() <= _MAX_ENTRIES:
-            return self._exhaustive(q.unsqueeze(0), k)[0]
-        exact = (self.keys[0, rows] - q).pow(2).sum(-1)
-        return rows[exact.topk(k, largest=False).indices]
+        u, columns = _BF16_ROUNDING, doubtful.tolist()
+        m = block_min[:, doubtful].view(torch.bfloat16).float().clamp_(min=0.0).kthvalue(k, dim=0).values  # (d,)
+        reach = (1 + u) * (m / (1 - u) + 2 * bound[doubtful])  # bound: each query's _error_bound
+        near = group_min[:, doubtful].view(torch.bfloat16).float() <= reach  # (C/16, d); below zero too
+        found = torch.empty(len(columns), k, dtype=torch.long, device=self.device)
+        whole: list[int] = []
+        for j, (column, groups, limit) in enumerate(zip(columns, near.sum(0).tolist(), reach.tolist(), strict=True)):
+            if groups <= _MAX_GROUPS:
+                rows = (torch.nonzero(near[:, j]) * _GROUP + torch.arange(_GROUP, device=self.device)).flatten()
+                rows = rows[distances[rows, column].float() <= limit]  # the entries within reach
+                if k <= rows.numel() <= _MAX_ENTRIES:
+                    exact = (self.keys[0, rows] - q[column]).pow(2).sum(-1)
+                    found[j] = rows[exact.topk(k, largest=False).indices]
+                    continue
+            whole.append(j)
+        if whole:
+            shares = torch.linspace(0, len(whole), min(threads, len(whole)) + 1).round().long().tolist()
+            parts = _run_split(
+                lambda part: self._exhaustive(q[doubtful[whole[shares[part] : shares[part + 1]]]], k),
+                list(range(len(shares) - 1)),
+            )
+            found[whole] = torch.cat(parts)
+        return found
 
     def _error_bound(self, q: torch.Tensor) -> torch.Tensor:
         """``(b,)``: how far the bfloat16 product of a query row and a key row, before its own rounding to
@@ -395,16 +466,18 @@ class EpisodicStore:
         a small multiple of sum |a_i b_i| <= |q| |h| + n + p.
         """
         u, H, R = _BF16_ROUNDING, self._max_norm, self._max_residual
-        norm, residual = q.norm(dim=1), (q - q.bfloat16().float()).norm(dim=1)
-        terms = norm * H + 0.5 * H**2 + 0.5 * norm**2
+        norm, residual = q.norm(dim=1), (q - q.bfloat16()).norm(dim=1)
         rounding = u * u + (self.key_size + 4) * 2.0**-24
-        return 1.01 * (residual * H + norm * R + residual * R + rounding * terms)
+        # residual H + norm R + residual R + rounding (norm H + H^2 / 2 + norm^2 / 2), in few operations
+        bound = (norm * (0.5 * rounding) + (R + rounding * H)).mul_(norm).add_(residual, alpha=H + R)
+        return bound.add_(0.5 * rounding * H**2).mul_(1.01)
 
     def _exhaustive(self, queries: torch.Tensor, k: int) -> torch.Tensor:
         """Slots of the k nearest entries of ``queries (b, K)`` in a shared store, in float32 over every entry."""
-        keys, live = self.keys[0], self.last_used[0] >= 0  # (C, K), (C,)
-        approx = keys.pow(2).sum(1) - 2 * queries @ keys.T  # (b, C): the squared distance less |q|^2
-        approx.masked_fill_(~live, float("inf"))
+        keys, live, K = self.keys[0], self.last_used[0] >= 0, self.key_size  # (C, K), (C,)
+        # ||h||^2 / 2 exactly, from its two parts in the search rows; an empty slot's is _EMPTY_DISTANCE: it ranks last
+        half_norms = self._search[0, :, K].float() + self._search[0, :, K + 1].float()
+        approx = torch.addmm(half_norms.unsqueeze(0), queries, keys.T, alpha=-1.0)  # (b, C): half the distance less p
         rows = approx.topk(min(4 * k, approx.shape[1]), dim=1, largest=False).indices  # (b, 4k)
         exact = (keys[rows] - queries.unsqueeze(1)).pow(2).sum(-1)  # (b, 4k): free of cancellation
         exact.masked_fill_(~live[rows], float("inf"))
