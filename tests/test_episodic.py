@@ -121,9 +121,9 @@ def spy_on_whole_store_searches(store: EpisodicStore) -> list[int]:
     calls: list[int] = []
     search = store._exhaustive
 
-    def spy(queries: torch.Tensor, k: int) -> torch.Tensor:
+    def spy(queries: torch.Tensor, k: int, *rest: object) -> torch.Tensor:
         calls.append(queries.shape[0])
-        return search(queries, k)
+        return search(queries, k, *rest)  # type: ignore[arg-type]
 
     store._exhaustive = spy  # type: ignore[method-assign]
     return calls
@@ -163,6 +163,84 @@ def test_queries_that_need_the_whole_store_are_searched_together() -> None:
     assert 1 <= len(calls) <= 2 and sum(calls) > 12
     distances = (queries.double().unsqueeze(1) - store.keys[0].double().unsqueeze(0)).pow(2).sum(-1)
     torch.testing.assert_close(distances.gather(1, recall.slots), distances.topk(4, dim=1, largest=False).values)
+
+
+def brute_force_distances(store: EpisodicStore, queries: torch.Tensor, index: int = 0) -> torch.Tensor:
+    """Squared distances (float64) from each query to every entry of store ``index``; empty slots are inf."""
+    distances = (queries.double().unsqueeze(1) - store.keys[index].double().unsqueeze(0)).pow(2).sum(-1)
+    return distances.masked_fill(store.last_used[index] < 0, float("inf"))
+
+
+@pytest.mark.parametrize(
+    ("capacity", "neighbors"),
+    [(20_000, 4), (2_000, 4), (16_416, 400)],
+    ids=["blocked-search", "float32-search", "more-neighbours-than-the-blocked-search-keeps"],
+)
+def test_shared_store_is_exact_on_a_tight_cluster_far_from_the_origin(capacity: int, neighbors: int) -> None:
+    """Keys 10 from the origin and 1e-3 apart: the float32 product cancels (its error exceeds the gaps), so the
+    certificates send the queries to a search in float64 (before: float32, wrong for every query; and 400
+    neighbours of a large store crashed)."""
+    torch.manual_seed(8)
+    centre = torch.randn(16)
+    keys = 10 * centre / centre.norm() + 1e-3 * torch.randn(capacity, 16)
+    store = make_store(capacity=capacity, neighbors=neighbors, key_size=16)
+    store.write(keys, torch.zeros(capacity, 3), torch.zeros(capacity, dtype=torch.long))
+    queries = keys[:8] + 1e-3 * torch.randn(8, 16)
+    recall = store.lookup(queries, touch=False)
+    distances = brute_force_distances(store, queries)
+    expected = distances.topk(neighbors, dim=1, largest=False).values
+    torch.testing.assert_close(distances.gather(1, recall.slots), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_the_float64_search_sees_writes_and_forgets_after_it_ran() -> None:
+    """The float64 table of the whole-store search is kept between lookups, and rebuilt when the store changes."""
+    torch.manual_seed(10)
+    keys = 10 + 1e-3 * torch.randn(20_000, 16)
+    store = make_store(capacity=20_000, neighbors=1, key_size=16)
+    store.write(keys[:19_000], torch.zeros(19_000, 3), torch.zeros(19_000, dtype=torch.long))
+    query = keys[-1:] + 1e-5 * torch.randn(1, 16)
+    before = store.lookup(query, touch=False).slots[0, 0]
+    store.write(keys[-1:], torch.ones(1, 3), torch.zeros(1, dtype=torch.long))  # the query's own neighbour
+    after = store.lookup(query, touch=False)
+    assert after.slots[0, 0] != before and torch.equal(after.values[0, 0], torch.ones(3))
+    store.forget(store.last_used == store.last_used.max())  # forget it again
+    assert store.lookup(query, touch=False).slots[0, 0] == before
+
+
+def test_per_env_stores_are_exact_on_a_tight_cluster_far_from_the_origin() -> None:
+    torch.manual_seed(9)
+    store = make_store(capacity=500, num_stores=3, neighbors=4, key_size=16)
+    for _ in range(500):
+        store.write(10 + 1e-3 * torch.randn(3, 16), torch.zeros(3, 3), torch.arange(3))
+    queries = 10 + 1e-3 * torch.randn(3, 16)
+    recall = store.lookup(queries, touch=False)
+    for env in range(3):
+        distances = brute_force_distances(store, queries[env : env + 1], env)
+        expected = distances.topk(4, dim=1, largest=False).values
+        torch.testing.assert_close(distances.gather(1, recall.slots[env : env + 1]), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("capacity", [64, 20_000])
+def test_keys_the_store_cannot_rank_are_a_clear_error(capacity: int) -> None:
+    store = make_store(capacity=capacity, neighbors=2, key_size=4)
+    for bad in (float("nan"), float("inf"), 1e15):
+        with pytest.raises(ValueError, match="not finite .* or has a norm above"):
+            store.write(torch.full((1, 4), bad), torch.zeros(1, 3), torch.zeros(1, dtype=torch.long))
+        with pytest.raises(ValueError, match="query is not finite"):
+            store.lookup(torch.full((2, 4), bad))
+    assert int(store.sizes[0]) == 0
+
+
+@pytest.mark.parametrize("capacity", [64, 20_000])
+def test_a_shared_store_takes_more_writes_than_it_holds_and_empty_lookups(capacity: int) -> None:
+    """The last writes win; a lookup of no queries returns empty neighbours (both crashed before)."""
+    store = make_store(capacity=capacity, neighbors=2, key_size=4)
+    keys = torch.randn(capacity + 10, 4)
+    store.write(keys, torch.zeros(capacity + 10, 3), torch.zeros(capacity + 10, dtype=torch.long))
+    assert int(store.sizes[0]) == store.capacity
+    assert store.lookup(keys[-1:], touch=False).slots[0, 0] >= 0
+    empty = store.lookup(torch.zeros(0, 4))
+    assert empty.keys.shape == (0, 2, 4) and empty.values.shape == (0, 2, 3) and empty.mask.shape == (0, 2)
 
 
 def test_large_per_env_stores_search_exactly() -> None:

@@ -75,18 +75,20 @@ def kernel_read(query: torch.Tensor, recall: Recall, delta: float = 1e-3) -> tor
 
 
 _POOLS: dict[int, tuple[ThreadPoolExecutor, threading.Lock]] = {}
+_POOLS_LOCK = threading.Lock()
 T = TypeVar("T")
 
 
 def _search_pool(workers: int) -> tuple[ThreadPoolExecutor, threading.Lock]:
     """A pool of ``workers`` threads that each run torch single-threaded (torch's thread count is per thread),
     and the lock that gives it to one split at a time."""
-    if workers not in _POOLS:
-        pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="memrl-store", initializer=torch.set_num_threads, initargs=(1,)
-        )
-        _POOLS[workers] = pool, threading.Lock()
-    return _POOLS[workers]
+    with _POOLS_LOCK:  # two threads asking at once get the same pool
+        if workers not in _POOLS:
+            pool = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="memrl-store", initializer=torch.set_num_threads, initargs=(1,)
+            )
+            _POOLS[workers] = pool, threading.Lock()
+        return _POOLS[workers]
 
 
 def _run_split(work: Callable[[int], T], parts: list[int]) -> list[T]:
@@ -151,6 +153,18 @@ def _block_min(distances: torch.Tensor, out: torch.Tensor) -> None:
     torch.minimum(wide[:, :b], wide[:, b:], out=out)
 
 
+_MAX_KEY_NORM = 1e14  # keys and queries above this norm would reach the empty slot's distance (_EMPTY_DISTANCE)
+
+
+def _check_keys(keys: torch.Tensor, what: str) -> None:
+    """A clear error for keys or queries that the store cannot rank: not finite, or of norm above 1e14."""
+    if keys.numel() and not float(keys.detach().float().pow(2).sum(-1).max()) <= _MAX_KEY_NORM**2:
+        raise ValueError(
+            f"EpisodicStore: a {what} is not finite (nan or inf) or has a norm above {_MAX_KEY_NORM:.0e}; the store "
+            "ranks distances below that scale only. Check the key encoder's outputs (a diverged policy gives nan)."
+        )
+
+
 class EpisodicStore:
     """Fixed-capacity key-value stores with k-nearest-neighbour lookup and LRU eviction.
 
@@ -182,7 +196,9 @@ class EpisodicStore:
             raise ValueError(f"EpisodicStore: a shared store is one store, got num_stores={num_stores}")
         self.num_stores, self.key_size, self.value_size = num_stores, key_size, value_size
         self.neighbors = min(neighbors, capacity)
-        self.blocked = capacity >= _LARGE_STORE and num_stores == 1  # per-env stores search in float32
+        # The blocked search of a large shared store keeps 3k + 1 of its 64-entry blocks in its first round: for
+        # more neighbours than that allows (or per-env stores) the search runs in float32 over every entry.
+        self.blocked = capacity >= _LARGE_STORE and num_stores == 1 and 3 * self.neighbors + 1 < capacity // 64
         self.capacity = -(-capacity // _BLOCK) * _BLOCK if self.blocked else capacity  # whole blocks
         self.device = torch.device(device)
         S, C = num_stores, self.capacity
@@ -201,6 +217,8 @@ class EpisodicStore:
         self._max_norm = 0.0  # largest |h| written since the store was last emptied (bounds bfloat16 errors)
         self._max_residual = 0.0  # largest |h - bfloat16(h)| likewise
         self._scratch: tuple[torch.Tensor, ...] | None = None  # scratch of the blocked search
+        self._changes = 0  # counts writes, clears and forgets: the float64 table below is for one count
+        self._table: tuple[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
     # -- queries ---------------------------------------------------------------------------
     @property
@@ -216,6 +234,7 @@ class EpisodicStore:
         )  # (..., K+4)
 
     def _set_search_rows(self, store: torch.Tensor | slice, slot: torch.Tensor | slice, keys: torch.Tensor) -> None:
+        self._changes += 1
         keys = keys.float()
         half_norm, ones = 0.5 * keys.pow(2).sum(-1, keepdim=True), torch.ones_like(keys[..., :1])
         if keys.numel():
@@ -231,6 +250,9 @@ class EpisodicStore:
         ``touch`` marks the returned entries as used (LRU), as the DND does.
         """
         k = self.neighbors
+        _check_keys(queries, "query")
+        if queries.shape[0] == 0:
+            return self._gather(None, torch.zeros(0, k, dtype=torch.long, device=self.device))
         if self.num_stores == 1 and self.blocked:
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             with _single_thread():  # the whole lookup, touch included: see _blocked_search
@@ -238,10 +260,11 @@ class EpisodicStore:
                 if touch:
                     self._touch(None, recall)
             return recall
+        candidates = min(k + 1, self.capacity)  # the k + 1 nearest by the product, in any order
         if self.num_stores == 1:
             distances = self._search[0] @ self._augment(queries).T  # (C, K+4) @ (K+4, B) -> (C, B)
-            index = distances.topk(k, dim=0, largest=False).indices.T  # (k, B) -> (B, k)
-            store = torch.zeros_like(index)
+            top = distances.topk(candidates, dim=0, largest=False, sorted=False)
+            values, index = top.values.T, top.indices.T  # (B, k+1)
         else:
             if queries.shape[0] != self.num_stores:
                 raise ValueError(
@@ -249,12 +272,49 @@ class EpisodicStore:
                 )
             # (S, 1, K+4) @ (S, K+4, C) -> (S, C): each env's query against its own store
             distances = torch.bmm(self._augment(queries).unsqueeze(1), self._search.transpose(1, 2)).squeeze(1)
-            index = distances.float().topk(k, dim=1, largest=False).indices  # (S, k)
-            store = torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
+            values, index = distances.topk(candidates, dim=1, largest=False, sorted=False)  # (S, k+1)
+        store = (
+            torch.zeros_like(index)
+            if self.num_stores == 1
+            else torch.arange(self.num_stores, device=self.device).unsqueeze(1).expand_as(index)
+        )
+        index, store = self._rerank(queries.float(), store, index, values, k)
         recall = self._gather(store, index)
         if touch:
             self._touch(store, recall)
         return recall
+
+    def _rerank(
+        self, q: torch.Tensor, store: torch.Tensor, index: torch.Tensor, values: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k nearest of the float32 search's candidates ``(store, index)`` (``(B, c)``, in any order) of
+        queries ``q (B, K)``, ranked again without the product's cancellation; ``values (B, c)``: their half
+        squared distances by the product.
+
+        The product's error is at most ``e = gamma (|q| |h| + ||h||^2 / 2 + ||q||^2 / 2)`` (float32 sums of
+        K + 4 terms), so an entry left out is at least the farthest candidate's value less e away. A
+        query whose k-th neighbour is farther (keys that sit close together far from the origin, where
+        the product cancels) is searched again over its whole store in float64. Returns ``(index, store)``.
+        """
+        B, c = index.shape
+        flat = (store * self.capacity + index).reshape(-1)  # rows of the (S*C, ...) tables
+        keys = self.keys.view(-1, self.key_size).index_select(0, flat).view(B, c, self.key_size)
+        exact = keys.sub_(q.unsqueeze(1)).pow_(2).sum(-1)  # (B, c)
+        empty = self.last_used.view(-1).index_select(0, flat).view(B, c) < 0
+        exact.masked_fill_(empty, _EMPTY_DISTANCE)  # passes the certificate when all left out are empty too
+        ranked = exact.topk(k, dim=1, largest=False)
+        store, index = store.gather(1, ranked.indices), index.gather(1, ranked.indices)
+        if c < self.capacity:
+            gamma = (self.key_size + 4) * 2.0**-24 / (1 - (self.key_size + 4) * 2.0**-24)
+            norm, H = q.norm(dim=1), self._max_norm
+            error = 1.01 * gamma * (norm * H + 0.5 * H**2 + 0.5 * norm**2)
+            doubt = 0.5 * ranked.values[:, -1] * (1 + 2.0**-20) > values.amax(1) - error
+            for i in torch.nonzero(doubt).flatten().tolist():  # rare: near ties at the edge
+                s = int(store[i, 0])
+                keys, live = self.keys[s].double(), self.last_used[s] >= 0
+                exact64 = (keys - q[i].double()).pow(2).sum(-1).masked_fill_(~live, float("inf"))
+                index[i] = exact64.topk(k, largest=False).indices
+        return index, store
 
     def _touch(self, store: torch.Tensor | None, recall: Recall) -> None:
         """Marks the recalled entries as used now (LRU); ``store`` None: all in store 0."""
@@ -270,8 +330,8 @@ class EpisodicStore:
         flat = index.flatten() if store is None else (store * self.capacity + index).flatten()  # rows of (S*C, ...)
         mask = (self.last_used.view(-1).index_select(0, flat) >= 0).view(index.shape)
         return Recall(
-            keys=self.keys.view(-1, self.key_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, K)
-            values=self.values.view(-1, self.value_size).index_select(0, flat).view(*index.shape, -1),  # (B, k, V)
+            keys=self.keys.view(-1, self.key_size).index_select(0, flat).view(*index.shape, self.key_size),  # (B, k, K)
+            values=self.values.view(-1, self.value_size).index_select(0, flat).view(*index.shape, self.value_size),
             mask=mask,
             slots=torch.where(mask, index, torch.full_like(index, -1)),
         )
@@ -449,8 +509,9 @@ class EpisodicStore:
             whole.append(j)
         if whole:
             shares = torch.linspace(0, len(whole), min(threads, len(whole)) + 1).round().long().tolist()
+            table = self._float64_table()  # once, for every thread
             parts = _run_split(
-                lambda part: self._exhaustive(q[doubtful[whole[shares[part] : shares[part + 1]]]], k),
+                lambda part: self._exhaustive(q[doubtful[whole[shares[part] : shares[part + 1]]]], k, table),
                 list(range(len(shares) - 1)),
             )
             found[whole] = torch.cat(parts)
@@ -472,14 +533,32 @@ class EpisodicStore:
         bound = (norm * (0.5 * rounding) + (R + rounding * H)).mul_(norm).add_(residual, alpha=H + R)
         return bound.add_(0.5 * rounding * H**2).mul_(1.01)
 
-    def _exhaustive(self, queries: torch.Tensor, k: int) -> torch.Tensor:
-        """Slots of the k nearest entries of ``queries (b, K)`` in a shared store, in float32 over every entry."""
-        keys, live, K = self.keys[0], self.last_used[0] >= 0, self.key_size  # (C, K), (C,)
-        # ||h||^2 / 2 exactly, from its two parts in the search rows; an empty slot's is _EMPTY_DISTANCE: it ranks last
-        half_norms = self._search[0, :, K].float() + self._search[0, :, K + 1].float()
-        approx = torch.addmm(half_norms.unsqueeze(0), queries, keys.T, alpha=-1.0)  # (b, C): half the distance less p
+    def _float64_table(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The shared store's keys in float64 ``(C, K)``, which slots hold an entry ``(C,)``, and each key's
+        ``||h||^2 / 2`` in float64, +inf for an empty slot ``(C,)``: what :meth:`_exhaustive` searches.
+
+        Kept until the store changes (building it for 100,000 keys of width 64 takes about 50 ms, and
+        holds twice the keys' memory).
+        """
+        if self._table is None or self._table[0] != self._changes:
+            keys, live = self.keys[0].double(), self.last_used[0] >= 0
+            self._table = self._changes, (keys, live, torch.where(live, 0.5 * keys.pow(2).sum(1), float("inf")))
+        return self._table[1]
+
+    def _exhaustive(
+        self, queries: torch.Tensor, k: int, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Slots of the k nearest entries of ``queries (b, K)`` in a shared store, over every entry.
+
+        In float64: the queries that come here are those whose neighbours sit closer together than
+        bfloat16 resolves, often far from the origin compared with their spread, where a float32
+        product ``||h||^2 / 2 - q.h`` would lose them to cancellation. ``table``: :meth:`_float64_table`.
+        """
+        keys, live, half_norms = table if table is not None else self._float64_table()
+        q = queries.double()
+        approx = torch.addmm(half_norms.unsqueeze(0), q, keys.T, alpha=-1.0)  # (b, C): half the distance less p
         rows = approx.topk(min(4 * k, approx.shape[1]), dim=1, largest=False).indices  # (b, 4k)
-        exact = (keys[rows] - queries.unsqueeze(1)).pow(2).sum(-1)  # (b, 4k): free of cancellation
+        exact = (keys[rows] - q.unsqueeze(1)).pow(2).sum(-1)  # (b, 4k): free of cancellation
         exact.masked_fill_(~live[rows], float("inf"))
         return rows.gather(1, exact.topk(k, dim=1, largest=False).indices)
 
@@ -507,12 +586,13 @@ class EpisodicStore:
         W = keys.shape[0]
         if W == 0:
             return
+        _check_keys(keys, "key")
         if task_ids is None:
             task_ids = torch.zeros(W, dtype=torch.long, device=self.device)
         if self.num_stores == 1:
             if self.capacity < W:  # more writes than room: the last ones win
                 keys, values, task_ids = keys[-self.capacity :], values[-self.capacity :], task_ids[-self.capacity :]
-                W = self.capacity
+                store_index, W = store_index[-self.capacity :], self.capacity
             store = torch.zeros(W, dtype=torch.long, device=self.device)
             slot = self.last_used[0].topk(W, largest=False).indices  # the W least recently used (empty first)
         else:
@@ -531,6 +611,7 @@ class EpisodicStore:
     @torch.no_grad()
     def clear(self, store_index: torch.Tensor | None = None) -> None:
         """Empty the given stores (all when None)."""
+        self._changes += 1
         index = slice(None) if store_index is None else store_index.to(self.device)
         self.last_used[index] = -1
         self.keys[index] = 0.0
@@ -545,6 +626,7 @@ class EpisodicStore:
     @torch.no_grad()
     def forget(self, entries: torch.Tensor) -> None:
         """Drop the entries flagged in the ``(S, C)`` bool mask ``entries``."""
+        self._changes += 1
         self.last_used[entries] = -1
         self._search[entries] = 0.0
         self._search[..., self.key_size][entries] = _EMPTY_DISTANCE
