@@ -217,8 +217,7 @@ class EpisodicStore:
         self._max_norm = 0.0  # largest |h| written since the store was last emptied (bounds bfloat16 errors)
         self._max_residual = 0.0  # largest |h - bfloat16(h)| likewise
         self._scratch: tuple[torch.Tensor, ...] | None = None  # scratch of the blocked search
-        self._changes = 0  # counts writes, clears and forgets: the float64 table below is for one count
-        self._table: tuple[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+        self._table: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # see _float64_table
 
     # -- queries ---------------------------------------------------------------------------
     @property
@@ -234,7 +233,7 @@ class EpisodicStore:
         )  # (..., K+4)
 
     def _set_search_rows(self, store: torch.Tensor | slice, slot: torch.Tensor | slice, keys: torch.Tensor) -> None:
-        self._changes += 1
+        self._table = None
         keys = keys.float()
         half_norm, ones = 0.5 * keys.pow(2).sum(-1, keepdim=True), torch.ones_like(keys[..., :1])
         if keys.numel():
@@ -308,8 +307,10 @@ class EpisodicStore:
             gamma = (self.key_size + 4) * 2.0**-24 / (1 - (self.key_size + 4) * 2.0**-24)
             norm, H = q.norm(dim=1), self._max_norm
             error = 1.01 * gamma * (norm * H + 0.5 * H**2 + 0.5 * norm**2)
-            doubt = 0.5 * ranked.values[:, -1] * (1 + 2.0**-20) > values.amax(1) - error
-            for i in torch.nonzero(doubt).flatten().tolist():  # rare: near ties at the edge
+            doubtful = torch.nonzero(0.5 * ranked.values[:, -1] * (1 + 2.0**-20) > values.amax(1) - error).flatten()
+            if doubtful.numel() and self.num_stores == 1:  # rare: near ties at the edge
+                index[doubtful] = self._exhaustive(q[doubtful], k)
+            for i in doubtful.tolist() if self.num_stores > 1 else []:  # each in its own store
                 s = int(store[i, 0])
                 keys, live = self.keys[s].double(), self.last_used[s] >= 0
                 exact64 = (keys - q[i].double()).pow(2).sum(-1).masked_fill_(~live, float("inf"))
@@ -540,10 +541,10 @@ class EpisodicStore:
         Kept until the store changes (building it for 100,000 keys of width 64 takes about 50 ms, and
         holds twice the keys' memory).
         """
-        if self._table is None or self._table[0] != self._changes:
+        if self._table is None:  # dropped by every write, clear and forget
             keys, live = self.keys[0].double(), self.last_used[0] >= 0
-            self._table = self._changes, (keys, live, torch.where(live, 0.5 * keys.pow(2).sum(1), float("inf")))
-        return self._table[1]
+            self._table = keys, live, torch.where(live, 0.5 * keys.pow(2).sum(1), float("inf"))
+        return self._table
 
     def _exhaustive(
         self, queries: torch.Tensor, k: int, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -611,7 +612,7 @@ class EpisodicStore:
     @torch.no_grad()
     def clear(self, store_index: torch.Tensor | None = None) -> None:
         """Empty the given stores (all when None)."""
-        self._changes += 1
+        self._table = None
         index = slice(None) if store_index is None else store_index.to(self.device)
         self.last_used[index] = -1
         self.keys[index] = 0.0
@@ -626,7 +627,7 @@ class EpisodicStore:
     @torch.no_grad()
     def forget(self, entries: torch.Tensor) -> None:
         """Drop the entries flagged in the ``(S, C)`` bool mask ``entries``."""
-        self._changes += 1
+        self._table = None
         self.last_used[entries] = -1
         self._search[entries] = 0.0
         self._search[..., self.key_size][entries] = _EMPTY_DISTANCE
