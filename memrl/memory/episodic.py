@@ -308,13 +308,10 @@ class EpisodicStore:
             norm, H = q.norm(dim=1), self._max_norm
             error = 1.01 * gamma * (norm * H + 0.5 * H**2 + 0.5 * norm**2)
             doubtful = torch.nonzero(0.5 * ranked.values[:, -1] * (1 + 2.0**-20) > values.amax(1) - error).flatten()
-            if doubtful.numel() and self.num_stores == 1:  # rare: near ties at the edge
+            if self.num_stores == 1 and doubtful.numel():  # rare: near ties at the edge
                 index[doubtful] = self._exhaustive(q[doubtful], k)
             for i in doubtful.tolist() if self.num_stores > 1 else []:  # each in its own store
-                s = int(store[i, 0])
-                keys, live = self.keys[s].double(), self.last_used[s] >= 0
-                exact64 = (keys - q[i].double()).pow(2).sum(-1).masked_fill_(~live, float("inf"))
-                index[i] = exact64.topk(k, largest=False).indices
+                index[i] = self._exhaustive(q[i : i + 1], k, self._float64_table(int(store[i, 0])))[0]
         return index, store
 
     def _touch(self, store: torch.Tensor | None, recall: Recall) -> None:
@@ -534,22 +531,26 @@ class EpisodicStore:
         bound = (norm * (0.5 * rounding) + (R + rounding * H)).mul_(norm).add_(residual, alpha=H + R)
         return bound.add_(0.5 * rounding * H**2).mul_(1.01)
 
-    def _float64_table(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The shared store's keys in float64 ``(C, K)``, which slots hold an entry ``(C,)``, and each key's
+    def _float64_table(self, store: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A store's keys in float64 ``(C, K)``, which slots hold an entry ``(C,)``, and each key's
         ``||h||^2 / 2`` in float64, +inf for an empty slot ``(C,)``: what :meth:`_exhaustive` searches.
 
-        Kept until the store changes (building it for 100,000 keys of width 64 takes about 50 ms, and
-        holds twice the keys' memory).
+        A shared store's is kept until the store changes (building it for 100,000 keys of width 64
+        takes about 50 ms, and holds twice the keys' memory).
         """
-        if self._table is None:  # dropped by every write, clear and forget
-            keys, live = self.keys[0].double(), self.last_used[0] >= 0
-            self._table = keys, live, torch.where(live, 0.5 * keys.pow(2).sum(1), float("inf"))
-        return self._table
+        if self.num_stores == 1 and self._table is not None:  # dropped by every write, clear and forget
+            return self._table
+        keys, live = self.keys[store].double(), self.last_used[store] >= 0
+        table = keys, live, torch.where(live, 0.5 * keys.pow(2).sum(1), float("inf"))
+        if self.num_stores == 1:
+            self._table = table
+        return table
 
     def _exhaustive(
         self, queries: torch.Tensor, k: int, table: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Slots of the k nearest entries of ``queries (b, K)`` in a shared store, over every entry.
+        """Slots of the k nearest entries of ``queries (b, K)`` in one store (default: a shared store's), over
+        every entry.
 
         In float64: the queries that come here are those whose neighbours sit closer together than
         bfloat16 resolves, often far from the origin compared with their spread, where a float32
