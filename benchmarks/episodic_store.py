@@ -1,8 +1,10 @@
 """Speed of the episodic store: one batched lookup, and training with the store on vs off.
 
 1. Lookup: 64 queries against a shared store holding 100,000 keys of width 64 (values of width
-   128), k = 8 neighbours, LRU touch included; the median of ``--repeats`` timed lookups after
-   warm-up, with torch's default thread count (``--threads`` to change it).
+   128), k = 8 neighbours, LRU touch included; the median of ``--repeats`` timed lookups (1000 by
+   default, about 5 s, so that one of this VM's slow stretches of a second or so does not decide the
+   figure) after warm-up, each with the next of 16 fixed batches of random queries (as in training,
+   where every step asks new queries), with torch's default thread count (``--threads`` to change it).
    Beside it, a peer: the bare one-thread bfloat16 product of stage 1's share (half the keys),
    timed the same way, so that a run in one of this VM's slow stretches shows as one (the lookup
    takes about 2.0-2.4 peers).
@@ -31,13 +33,13 @@ def time_lookup(num_keys: int, key_size: int, queries: int, neighbors: int, repe
     for start in range(0, num_keys, 10_000):  # fill it the way training does: batched writes
         keys = torch.randn(min(10_000, num_keys - start), key_size)
         store.write(keys, torch.randn(keys.shape[0], 128), torch.zeros(keys.shape[0], dtype=torch.long))
-    batch = torch.randn(queries, key_size)
-    for _ in range(5):
+    batches = torch.randn(16, queries, key_size)
+    for batch in batches:  # warm-up
         store.lookup(batch)
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
         started = time.perf_counter()
-        store.lookup(batch)
+        store.lookup(batches[i % 16])
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--key-size", type=int, default=64)
     parser.add_argument("--queries", type=int, default=64)
     parser.add_argument("--neighbors", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=1000, help="timed lookups (and peer products)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--lookup-only", action="store_true", help="skip the training-speed comparison")
     parser.add_argument("--train-steps", type=int, default=64_000, help="steps per timed training round")

@@ -45,6 +45,7 @@ _INF_BITS = int(torch.tensor(float("inf"), dtype=torch.bfloat16).view(torch.int1
 _BLOCK = 32  # a large store holds a whole number of blocks of 32 entries (checkpoints rely on it)
 _GROUP = 16  # the blocked search ranks blocks of _GROUPS groups of _GROUP entries, then their groups, then entries
 _GROUPS = 4
+_BLOCKS = 8  # blocks per super-block, the first round of the blocked search
 _LARGE_STORE = 16_384  # capacity from which search runs in bfloat16 with block pruning
 _BF16_ROUNDING = 2.0**-8  # unit roundoff of bfloat16 (8 significant bits)
 _MAX_GROUPS = 64  # groups a query may need in a second try of stage 2, before it is searched over the whole store
@@ -156,9 +157,14 @@ def _block_min(distances: torch.Tensor, out: torch.Tensor) -> None:
 _MAX_KEY_NORM = 1e14  # keys and queries above this norm would reach the empty slot's distance (_EMPTY_DISTANCE)
 
 
-def _check_keys(keys: torch.Tensor, what: str) -> None:
-    """A clear error for keys or queries that the store cannot rank: not finite, or of norm above 1e14."""
-    if keys.numel() and not float(keys.detach().float().pow(2).sum(-1).max()) <= _MAX_KEY_NORM**2:
+def _check_keys(keys: torch.Tensor, what: str, squared: torch.Tensor | None = None) -> None:
+    """A clear error for keys or queries that the store cannot rank: not finite, or of norm above 1e14.
+
+    ``squared``: the keys' squared norms, where the caller has them.
+    """
+    if squared is None and keys.numel():
+        squared = keys.detach().float().pow(2).sum(-1)
+    if squared is not None and not float(squared.max()) <= _MAX_KEY_NORM**2:
         raise ValueError(
             f"EpisodicStore: a {what} is not finite (nan or inf) or has a norm above {_MAX_KEY_NORM:.0e}; the store "
             "ranks distances below that scale only. Check the key encoder's outputs (a diverged policy gives nan)."
@@ -196,7 +202,7 @@ class EpisodicStore:
             raise ValueError(f"EpisodicStore: a shared store is one store, got num_stores={num_stores}")
         self.num_stores, self.key_size, self.value_size = num_stores, key_size, value_size
         self.neighbors = min(neighbors, capacity)
-        # The blocked search of a large shared store keeps 3k + 1 of its 64-entry blocks in its first round: for
+        # The blocked search of a large shared store keeps 3k + 1 of its 64-entry blocks in one round: for
         # more neighbours than that allows (or per-env stores) the search runs in float32 over every entry.
         self.blocked = capacity >= _LARGE_STORE and num_stores == 1 and 3 * self.neighbors + 1 < capacity // 64
         self.capacity = -(-capacity // _BLOCK) * _BLOCK if self.blocked else capacity  # whole blocks
@@ -249,16 +255,19 @@ class EpisodicStore:
         ``touch`` marks the returned entries as used (LRU), as the DND does.
         """
         k = self.neighbors
-        _check_keys(queries, "query")
-        if queries.shape[0] == 0:
-            return self._gather(None, torch.zeros(0, k, dtype=torch.long, device=self.device))
-        if self.num_stores == 1 and self.blocked:
+        if self.num_stores == 1 and self.blocked and queries.shape[0]:
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             with _single_thread():  # the whole lookup, touch included: see _blocked_search
-                recall = self._blocked_search(queries, k, threads=workers)
+                q = queries.detach().float()
+                squared = q.pow(2).sum(-1)  # |q|^2: the check, the query rows and the error bound share it
+                _check_keys(q, "query", squared)
+                recall = self._blocked_search(q, squared, k, threads=workers)
                 if touch:
                     self._touch(None, recall)
             return recall
+        _check_keys(queries, "query")
+        if queries.shape[0] == 0:
+            return self._gather(None, torch.zeros(0, k, dtype=torch.long, device=self.device))
         candidates = min(k + 1, self.capacity)  # the k + 1 nearest by the product, in any order
         if self.num_stores == 1:
             distances = self._search[0] @ self._augment(queries).T  # (C, K+4) @ (K+4, B) -> (C, B)
@@ -316,7 +325,10 @@ class EpisodicStore:
 
     def _touch(self, store: torch.Tensor | None, recall: Recall) -> None:
         """Marks the recalled entries as used now (LRU); ``store`` None: all in store 0."""
-        if bool(recall.mask.any()):
+        if store is None and bool(recall.mask.all()):  # the common case: k entries for every query
+            self.last_used[0].index_fill_(0, recall.slots.flatten(), self.clock)
+            self.clock += 1
+        elif bool(recall.mask.any()):
             if store is None:
                 self.last_used[0, recall.slots[recall.mask]] = self.clock
             else:
@@ -334,21 +346,22 @@ class EpisodicStore:
             slots=torch.where(mask, index, torch.full_like(index, -1)),
         )
 
-    def _blocked_search(self, queries: torch.Tensor, k: int, threads: int) -> Recall:
-        """The k nearest entries of each query in a large shared store.
+    def _blocked_search(self, q: torch.Tensor, squared: torch.Tensor, k: int, threads: int) -> Recall:
+        """The k nearest entries of each query ``q (B, K)`` (float32; ``squared (B,)``: their squared norms) in a
+        large shared store.
 
         Stage 1 computes every entry's distance in bfloat16 and keeps the minimum of each group of 16
-        entries and of each block of 4 groups. Stage 2 ranks, by bfloat16 distance, the blocks, the
-        best blocks' groups, and the best groups' entries, and ranks the best 4k + 1 entries again in
-        float32 (:meth:`_rank`). Then a certificate: a bfloat16 distance is within a bound of the true
-        one (:meth:`_error_bound`), so an entry left out is at least as far as the nearest candidate
-        that a round left out, less that bound. A query whose k-th neighbour found is farther than
-        that is searched again (:meth:`_search_again`): over every group and entry within the bound,
-        or, where keys sit so close together compared with their norms that bfloat16 cannot tell them
-        apart, over the whole store in float32. The result is exact either way.
+        entries, of each block of 4 groups and of each super-block of 8 blocks. Stage 2 ranks, by bfloat16
+        distance, the super-blocks, the best super-blocks' blocks, their groups, and the best groups'
+        entries, and ranks the best 4k + 1 entries again in float32 (:meth:`_rank`). Then a certificate: a
+        bfloat16 distance is within a bound of the true one (:meth:`_error_bound`), so an entry left out is
+        at least as far as the nearest candidate that a round left out, less that bound. A query whose k-th
+        neighbour found is farther than that is searched again (:meth:`_search_again`): over every group
+        and entry within the bound, or, where keys sit so close together compared with their norms that
+        bfloat16 cannot tell them apart, over the whole store in float32. The result is exact either way.
 
         ``threads`` threads share the work: the calling thread and single-threaded pool workers. In
-        stage 1 each scores a contiguous share of the blocks for every query (the queries padded to
+        stage 1 each scores a contiguous share of the super-blocks for every query (the queries padded to
         16, 32, 64 or a multiple of 64, which keeps :func:`_block_min` fast); after a barrier, each
         ranks a share of the queries in stage 2. One barrier and one join per lookup instead of an
         OpenMP barrier per operation, so a busy core slows a lookup down instead of stalling it (with
@@ -357,52 +370,65 @@ class EpisodicStore:
         second thread spinning on the core a worker needs (3 ms per lookup). The certificate runs
         once for all queries, after the join: small operations on two threads contend for the GIL.
         """
-        B, C = queries.shape[0], self.capacity
+        B, C, K = q.shape[0], self.capacity, self.key_size
         width = next(w for w in (16, 32, 64) if w >= B) if B <= 64 else -(-B // 64) * 64  # score columns
         groups = C // _GROUP  # whole groups: C is a whole number of blocks of 32
         if self._scratch is None or self._scratch[0].shape[1] != width:  # reused: no page faults per call
-            blocks = -(-groups // _GROUPS)  # of 64 entries; the last may be half empty
+            supers = -(-groups // (_GROUPS * _BLOCKS))  # of 512 entries; the last may be part empty
             self._scratch = (
                 torch.empty(C, width, dtype=self._search.dtype, device=self.device),
-                # groups' minima; the rows past the last group (when the last block is half empty) stay +inf
-                torch.full((blocks * _GROUPS, width), _INF_BITS, dtype=torch.int16, device=self.device),
-                torch.empty(blocks, width, dtype=torch.int16, device=self.device),  # blocks' minima
-                torch.zeros(self.key_size + 4, width, dtype=self._search.dtype, device=self.device),
+                # the minima of groups and of blocks; rows past the last group or block stay +inf
+                torch.full((supers * _BLOCKS * _GROUPS, width), _INF_BITS, dtype=torch.int16, device=self.device),
+                torch.full((supers * _BLOCKS, width), _INF_BITS, dtype=torch.int16, device=self.device),
+                torch.empty(supers, width, dtype=torch.int16, device=self.device),  # super-blocks' minima
+                # query rows [-q, 1, 1, p] (see __init__); the rows of ones are written here, once
+                torch.zeros(K + 4, width, dtype=self._search.dtype, device=self.device).index_fill_(
+                    0, torch.tensor([K, K + 1], device=self.device), 1.0
+                ),
             )
-            # (width, 1, n): where row j of a block's groups (n = 4) or of a group's entries (n = 16) sits for
-            # query column c in a flat (rows, width) table, j * width + c
+            # (width, 1, n): for query column c, the offsets j * width - (n - 1) * c of the n children of a
+            # super-block (its blocks, n = 8: the super-block's row is known, so j * width + c), of a block (its
+            # groups, n = 4) or of a group (its entries, n = 16) in the flat (rows, width) tables; see _rank
+            column = torch.arange(width).unsqueeze(1)
             self._scratch += tuple(
-                (torch.arange(n) * width + torch.arange(width).unsqueeze(1)).unsqueeze(1).to(self.device)
-                for n in (_GROUPS, _GROUP)
+                (torch.arange(n) * width - shift * column).unsqueeze(1).to(self.device)
+                for n, shift in ((_BLOCKS, -1), (_GROUPS, _GROUPS - 1), (_GROUP, _GROUP - 1))
             )
-        distances, group_min, block_min, augmented, of_block, of_group = self._scratch
-        q = queries.float()
-        augmented[:, :B] = self._augment(q).T  # columns past B (zeros, or earlier queries) are scored, never read
-        block_bounds = torch.linspace(0, block_min.shape[0], threads + 1).round().long().tolist()
-        query_bounds = torch.linspace(0, B, threads + 1).round().long().tolist()
+        distances, group_min, block_min, super_min, augmented, of_super, of_block, of_group = self._scratch
+        # this batch's query rows; columns past B (zeros, or earlier queries) are scored, never read
+        augmented[:K, :B] = q.T
+        augmented[:K, :B].neg_()
+        half = 0.5 * squared
+        high = half.bfloat16()
+        augmented[K + 2, :B], augmented[K + 3, :B] = high, half - high.float()  # p as a sum of two bfloat16 numbers
+        super_bounds = [round(i * super_min.shape[0] / threads) for i in range(threads + 1)]
+        query_bounds = [round(i * B / threads) for i in range(threads + 1)]
         stage_1_done = threading.Barrier(threads)
 
         def search(part: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             first, last = query_bounds[part], query_bounds[part + 1]
-            mine = block_min[:, first:last], q[first:last], of_block[first:last], of_group[first:last]  # views
+            mine = super_min[:, first:last], q[first:last], *(of[first:last] for of in (of_super, of_block, of_group))
             try:
-                blocks = slice(block_bounds[part], block_bounds[part + 1])
+                top = slice(super_bounds[part], super_bounds[part + 1])
+                blocks = slice(top.start * _BLOCKS, top.stop * _BLOCKS)
                 group = slice(blocks.start * _GROUPS, min(blocks.stop * _GROUPS, groups))
                 rows = slice(group.start * _GROUP, group.stop * _GROUP)
-                torch.mm(self._search[0, rows], augmented, out=distances[rows])  # (c, K+4) @ (K+4, width)
-                _block_min(distances[rows], group_min[group])
-                groups_of_blocks = group_min[group.start : blocks.stop * _GROUPS].view(-1, _GROUPS, width)
+                if rows.stop > rows.start:
+                    torch.mm(self._search[0, rows], augmented, out=distances[rows])  # (c, K+4) @ (K+4, width)
+                    _block_min(distances[rows], group_min[group])
+                groups_of_blocks = group_min[blocks.start * _GROUPS : blocks.stop * _GROUPS].view(-1, _GROUPS, width)
                 torch.amin(groups_of_blocks, 1, out=block_min[blocks])
+                torch.amin(block_min[blocks].view(-1, _BLOCKS, width), 1, out=super_min[top])
                 stage_1_done.wait()
             except BaseException:  # an error, or Ctrl-C while waiting: the other threads stop waiting and fail too
                 stage_1_done.abort()
                 raise
-            return self._rank(k, distances, group_min, *mine)
+            return self._rank(k, distances, group_min, block_min, *mine)
 
         index, kth, unseen = (torch.cat(part) for part in zip(*_run_split(search, list(range(threads))), strict=True))
         # The certificate: every entry left out is at least `unseen` away in bfloat16 (see _rank), so at least
         # that / (1 + u) - e truly; if the k-th found is no farther, the k found are the k nearest.
-        bound = self._error_bound(q)
+        bound = self._error_bound(q, squared.sqrt())
         unseen = unseen.view(torch.bfloat16).float().clamp_(min=0.0)  # a negative distance (rounding) counts as 0
         doubt = 0.5 * kth > unseen / (1 + _BF16_ROUNDING) - bound
         doubtful = torch.nonzero(doubt).flatten()  # rare on most keys: near ties at the edge
@@ -418,23 +444,27 @@ class EpisodicStore:
         distances: torch.Tensor,
         group_min: torch.Tensor,
         block_min: torch.Tensor,
+        super_min: torch.Tensor,
         q: torch.Tensor,
+        of_super: torch.Tensor,
         of_block: torch.Tensor,
         of_group: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stage 2 for b queries ``q (b, K)``.
 
         From stage 1: ``distances (C, width)``, the minima of its groups of 16 rows ``group_min
-        (C/16, width)``, and these queries' columns of the minima of blocks of 4 groups ``block_min
-        (C/64, b)``. ``of_block (b, 1, 4)`` and ``of_group (b, 1, 16)``: where row j of a block's groups
-        or of a group's entries sits for each query in the flat ``(rows, width)`` tables.
+        (C/16, width)`` and of its blocks of 4 groups ``block_min (C/64, width)`` (rows past the last
+        group or block: +inf), and these queries' columns of the minima of super-blocks of 8 blocks
+        ``super_min (C/512, b)``. ``of_super (b, 1, 8)``, ``of_block (b, 1, 4)`` and ``of_group (b, 1,
+        16)``: for each query, the offsets of a super-block's blocks, of a block's groups and of a
+        group's entries in the flat ``(rows, width)`` tables (see the comment in the code).
 
-        Three rounds, each keeping the best 3k + 1 of its candidates by bfloat16 distance: blocks, their
-        groups, then the best 4k + 1 of the groups' entries, ranked again in float32. The rounds select
-        without sorting, and the farthest kept candidate of each round bounds what that round left out.
-        Returns the slots of the k nearest entries among the candidates ``(b, k)``, the k-th one's
-        squared distance ``(b,)``, and ``unseen (b,)``: the least bfloat16 distance an entry left out
-        can have, as int16 bit patterns (see :func:`_block_min`; +inf where nothing is left out).
+        Four rounds, each keeping the best 3k + 1 of its candidates by bfloat16 distance: super-blocks,
+        their blocks, their groups, then the best 4k + 1 of the groups' entries, ranked again in float32.
+        The rounds select without sorting, and the farthest kept candidate of each round bounds what that
+        round left out. Returns the slots of the k nearest entries among the candidates ``(b, k)``, the
+        k-th one's squared distance ``(b,)``, and ``unseen (b,)``: the least bfloat16 distance an entry
+        left out can have, as int16 bit patterns (see :func:`_block_min`; +inf where nothing is left out).
 
         Candidates are ranked on bit patterns too: every negative distance (an exact match, below zero
         by rounding) ranks before every positive one, which is all the certificate needs, as it counts
@@ -443,27 +473,35 @@ class EpisodicStore:
         than k entries needs no second search.
         """
         b, width = q.shape[0], distances.shape[1]
-        unseen = torch.full((b,), _INF_BITS, dtype=torch.int16, device=self.device)  # nothing left out yet
         if b == 0:  # more threads than queries
+            unseen = torch.zeros(0, dtype=torch.int16, device=self.device)
             return torch.zeros(0, k, dtype=torch.long, device=self.device), torch.zeros(0, device=self.device), unseen
+        farthest_kept = []  # of each round that left candidates out: what it left out is at least this far
 
         def select(candidates: torch.Tensor, keep: int, dim: int = 1) -> torch.Tensor:
-            nonlocal unseen
             if candidates.shape[dim] <= keep:
                 shape = [1, 1]
                 shape[dim] = -1
                 return torch.arange(candidates.shape[dim], device=self.device).view(shape).expand_as(candidates)
             top = candidates.topk(keep, dim=dim, largest=False, sorted=False)
-            unseen = torch.minimum(unseen, top.values.amax(dim))  # what is left out is at least this far
+            farthest_kept.append(top.values.amax(dim))
             return top.indices
 
-        blocks = select(block_min, 3 * k + 1, dim=0).T  # (b, 3k+1)
-        flat = torch.add(of_block, blocks.unsqueeze(-1), alpha=_GROUPS * width).reshape(b, -1)  # their groups
-        groups = flat.gather(1, select(torch.take(group_min, flat), 3 * k + 1)).div_(width, rounding_mode="floor")
-        flat = torch.add(of_group, groups.unsqueeze(-1), alpha=_GROUP * width).reshape(b, -1)  # their entries
+        # Positions in the flat (rows, width) tables: a kept candidate at row r of query column c sits at
+        # f = r * width + c, and its n children (rows n r + j) at n f + (j width - (n - 1) c): of_block, of_group.
+        supers = select(super_min, 3 * k + 1, dim=0).T  # (b, 3k+1)
+        flat = torch.add(of_super, supers.unsqueeze(-1), alpha=_BLOCKS * width).reshape(b, -1)  # their blocks
+        blocks = flat.gather(1, select(torch.take(block_min, flat), 3 * k + 1))
+        flat = torch.add(of_block, blocks.unsqueeze(-1), alpha=_GROUPS).reshape(b, -1)  # their groups
+        groups = flat.gather(1, select(torch.take(group_min, flat), 3 * k + 1))
+        flat = torch.add(of_group, groups.unsqueeze(-1), alpha=_GROUP).reshape(b, -1)  # their entries
         candidates = torch.take(distances.view(torch.int16), flat)
         chosen = select(candidates, 4 * k + 1)
         rows = flat.gather(1, chosen).div_(width, rounding_mode="floor")  # (b, 4k+1) their slots
+        if farthest_kept:
+            unseen = torch.stack(farthest_kept).amin(0)
+        else:  # nothing left out
+            unseen = torch.full((b,), _INF_BITS, dtype=torch.int16, device=self.device)
         keys = self.keys[0].index_select(0, rows.view(-1)).view(b, -1, self.key_size)  # (b, 4k+1, K)
         exact = keys.sub_(q.unsqueeze(1)).pow_(2).sum(-1)  # squared, float32
         exact.masked_fill_(candidates.gather(1, chosen) >= _EMPTY_BITS, _EMPTY_DISTANCE)
@@ -515,9 +553,10 @@ class EpisodicStore:
             found[whole] = torch.cat(parts)
         return found
 
-    def _error_bound(self, q: torch.Tensor) -> torch.Tensor:
+    def _error_bound(self, q: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
         """``(b,)``: how far the bfloat16 product of a query row and a key row, before its own rounding to
-        bfloat16, can be from the exact half squared distance, for queries ``q (b, K)`` and any key held.
+        bfloat16, can be from the exact half squared distance, for queries ``q (b, K)`` (``norm (b,)``: their
+        norms) and any key held.
 
         Only q and h are rounded (n and p are exact sums of two bfloat16 numbers, and a product of two
         bfloat16 numbers is exact in float32): |q.h - bf(q).bf(h)| <= |r_q| |h| + |q| |r_h| + |r_q| |r_h|
@@ -525,7 +564,7 @@ class EpisodicStore:
         a small multiple of sum |a_i b_i| <= |q| |h| + n + p.
         """
         u, H, R = _BF16_ROUNDING, self._max_norm, self._max_residual
-        norm, residual = q.norm(dim=1), (q - q.bfloat16()).norm(dim=1)
+        residual = (q - q.bfloat16()).norm(dim=1)
         rounding = u * u + (self.key_size + 4) * 2.0**-24
         # residual H + norm R + residual R + rounding (norm H + H^2 / 2 + norm^2 / 2), in few operations
         bound = (norm * (0.5 * rounding) + (R + rounding * H)).mul_(norm).add_(residual, alpha=H + R)
