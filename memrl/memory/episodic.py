@@ -358,7 +358,7 @@ class EpisodicStore:
         at least as far as the nearest candidate that a round left out, less that bound. A query whose k-th
         neighbour found is farther than that is searched again (:meth:`_search_again`): over every group
         and entry within the bound, or, where keys sit so close together compared with their norms that
-        bfloat16 cannot tell them apart, over the whole store in float32. The result is exact either way.
+        bfloat16 cannot tell them apart, over the whole store in float64. The result is exact either way.
 
         ``threads`` threads share the work: the calling thread and single-threaded pool workers. In
         stage 1 each scores a contiguous share of the super-blocks for every query (the queries padded to
