@@ -398,9 +398,7 @@ class EpisodicStore:
         # this batch's query rows; columns past B (zeros, or earlier queries) are scored, never read
         augmented[:K, :B] = q.T
         augmented[:K, :B].neg_()
-        half = 0.5 * squared
-        high = half.bfloat16()
-        augmented[K + 2, :B], augmented[K + 3, :B] = high, half - high.float()  # p as a sum of two bfloat16 numbers
+        augmented[K + 2, :B], augmented[K + 3, :B] = _split(0.5 * squared)  # p, as in _augment
         super_bounds = [round(i * super_min.shape[0] / threads) for i in range(threads + 1)]
         query_bounds = [round(i * B / threads) for i in range(threads + 1)]
         stage_1_done = threading.Barrier(threads)
