@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -118,6 +119,25 @@ def test_same_seed_same_stream_and_slots_differ() -> None:
     assert draws(0, 1) == draws(0, 1)
     assert draws(0, 1) != draws(0, 2)
     assert draws(0, 1) != draws(1, 1)
+
+
+@pytest.mark.parametrize("schedule", ["iid", "recurring"])
+def test_a_copied_stream_goes_on_alone_and_shares_the_sampler(schedule: str) -> None:
+    """deepcopy (gymnasium's RecordConstructorArgs makes one per trial wrapper) copies a stream's
+    position but not its sampler's task lists: the copy draws what the original would have, and
+    drawing from one leaves the other where it was."""
+    sampler = TaskSampler(
+        bandit(), seed=0, num_test_tasks=50, schedule=schedule, recurring_tasks=3, recurring_repeats=2
+    )
+    stream = sampler.stream("train", 1, 4)
+    [stream.next() for _ in range(4)]  # somewhere inside a recurring bag
+    twin = copy.deepcopy(stream)
+    assert twin.sampler is sampler
+    ahead = [twin.next() for _ in range(6)]
+    assert [stream.next() for _ in range(6)] == ahead
+    env = TrialWrapper(gym.make("memrl/Bandit-v0", n_arms=3), episodes_per_trial=1, task_stream=stream)
+    assert env.task_stream is stream  # the wrapper keeps the live stream; its spec records a copy
+    assert env.spec is not None and env.spec.additional_wrappers[-1].kwargs["task_stream"].sampler is sampler
 
 
 def test_sampler_rejects_unknown_schedule_and_split() -> None:
