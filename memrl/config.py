@@ -89,6 +89,13 @@ class MemoryConfig:
     """Initial memory: a small constant, or a learned bias shared by all envs."""
     usage_decay: float = 0.95
     """MANN usage decay gamma (least-recently-used access)."""
+    addressing_init: Literal["neutral", "sharp"] = "neutral"
+    """Initial biases of the heads' addressing outputs. ``neutral``: all zero (spread weightings
+    at first). ``sharp``: reads start by content with key strength 10; the NTM's read heads start
+    with gate 0.95, no shift and sharpening 1, its write head with gate 0.05, shift +1 and
+    sharpening 10 (one new slot per step); the MANN's writes start on the least-used slot
+    (sigmoid(alpha) = 0.05). Spread writes blur every row into the same average, which content
+    reads cannot tell apart; see docs/results.md ("RL² with memory cores")."""
 
 
 @dataclass

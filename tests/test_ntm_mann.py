@@ -28,6 +28,7 @@ from memrl.memory.ntm import (
     cosine_similarity,
     erase_add_write,
     interpolate,
+    inverse_softplus,
     read,
     sharpen,
 )
@@ -195,6 +196,56 @@ def test_lrua_writes_go_to_the_least_used_slot() -> None:
         torch.testing.assert_close(after.memory[b, slots[b]], keys[b], atol=1e-5, rtol=0)  # old content gone
     # Usage grew at the written slot, so it is no longer the least used.
     assert not torch.equal(after.least_used, state.least_used)
+
+
+def test_inverse_softplus() -> None:
+    for y in (1e-3, 0.5, 1.0, 9.0, 10.0, 30.0):
+        assert F.softplus(torch.tensor(inverse_softplus(y), dtype=torch.float64)).item() == pytest.approx(y, rel=1e-9)
+
+
+@pytest.mark.parametrize("shift_range", [1, 2])
+def test_sharp_addressing_init_starts_the_ntm_on_its_program(shift_range: int) -> None:
+    """``addressing_init="sharp"``: before any training (head weights zeroed, so the heads emit
+    their biases) the write head moves one slot per step, a slot at a time, and the read heads
+    address by content with beta 10 and no shift."""
+    core = NTMCore(
+        input_size=IN, hidden_size=H, slots=8, width=5, read_heads=2, shift_range=shift_range, addressing_init="sharp"
+    )
+    with torch.no_grad():
+        core.heads.weight.zero_()
+    state = core.initial_state(B)
+    no_start = torch.zeros(1, B, dtype=torch.bool)
+    for t in range(1, 11):
+        _, state = core(torch.randn(1, B, IN), state, no_start)
+        assert state.write_weights.argmax(-1).eq(t % 8).all()  # slot 0, then +1 each step, wrapping
+        assert state.write_weights.max(-1).values.min() > 0.99
+        assert state.gates[:, :2].sub(torch.sigmoid(torch.tensor(3.0))).abs().max() < 1e-6  # reads: content
+        assert state.gates[:, 2].sub(torch.sigmoid(torch.tensor(-3.0))).abs().max() < 1e-6  # write: location
+    # With the read gate at 0.95, no shift and gamma 1.007, the read weighting is (nearly) the content one.
+    bias = core.heads.bias.detach()
+    assert F.softplus(bias[5]).item() == pytest.approx(10.0)  # beta of read head 0
+    assert 1.0 + F.softplus(bias[core.head_size * 2 + 6]).item() == pytest.approx(10.0)  # gamma of the write head
+    neutral = NTMCore(input_size=IN, hidden_size=H, slots=8, width=5, read_heads=2)
+    assert neutral.heads.bias.abs().max() <= 1.0 / math.sqrt(H)  # the default: torch's init, nothing set
+
+
+def test_sharp_addressing_init_starts_mann_writes_on_the_least_used_slot() -> None:
+    core = MANNCore(input_size=IN, hidden_size=H, slots=8, width=5, read_heads=2, addressing_init="sharp")
+    with torch.no_grad():
+        core.heads.weight.zero_()
+    state = core.initial_state(B)
+    for _ in range(5):
+        least = state.least_used
+        _, state = core(torch.randn(1, B, IN), state, torch.zeros(1, B, dtype=torch.bool))
+        assert torch.allclose(state.gates, torch.full_like(state.gates, float(torch.sigmoid(torch.tensor(-3.0)))))
+        on_least = (state.write_weights * least.unsqueeze(1)).sum(-1)  # (B, R): each head's weight on the LU slots
+        assert on_least.min() >= 0.95 - 1e-6
+
+
+def test_unknown_addressing_init_is_a_clear_error() -> None:
+    for cls in (NTMCore, MANNCore):
+        with pytest.raises(ValueError, match="addressing_init 'blunt'; choose 'neutral' or 'sharp'"):
+            cls(input_size=IN, hidden_size=H, addressing_init="blunt")  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from memrl.memory.base import MemoryCore, reset_state
-from memrl.memory.ntm import Controller, content_addressing, heat_map, initial_memory, memory_bias, read
+from memrl.memory.ntm import (
+    SHARP_STRENGTH,
+    Controller,
+    check_addressing_init,
+    content_addressing,
+    heat_map,
+    initial_memory,
+    inverse_softplus,
+    memory_bias,
+    read,
+)
 
 
 def least_used(usage: torch.Tensor, count: int) -> torch.Tensor:
@@ -66,7 +76,9 @@ class MANNCore(MemoryCore):
     As in the paper, the key is both the read key and the written vector. One deviation: a learned
     key strength ``beta = softplus(.)`` scales the cosine (the paper's softmax of the raw cosine, in
     [-1, 1], cannot put more than ``e^2 / (e^2 + N - 1)`` of the weight on one slot). The output is
-    ``[h_t, r_t]`` (``output_size = H + R*M``).
+    ``[h_t, r_t]`` (``output_size = H + R*M``). With ``addressing_init="sharp"`` the heads start with
+    beta = 10 and sigmoid(alpha) = 0.05, so that writes go to the least-used slot instead of half into
+    the spread previous read weighting, which blurs every row alike.
     """
 
     options_section = "memory"  # its options come from policy.memory
@@ -84,8 +96,10 @@ class MANNCore(MemoryCore):
         controller: Literal["lstm", "feedforward"] = "lstm",
         init: Literal["constant", "learned"] = "constant",
         usage_decay: float = 0.95,
+        addressing_init: Literal["neutral", "sharp"] = "neutral",
     ) -> None:
         super().__init__()
+        check_addressing_init(addressing_init)
         if num_layers != 1:
             raise ValueError(f"the MANN controller has one layer; got policy.num_layers={num_layers}")
         if read_heads > slots:
@@ -98,6 +112,11 @@ class MANNCore(MemoryCore):
         )
         self.heads = nn.Linear(hidden_size, read_heads * (width + 2))  # per head: key (M) | beta | alpha
         self.memory_bias = memory_bias(init, slots, width)
+        if addressing_init == "sharp":  # reads by content with beta 10, writes to the least-used slot
+            with torch.no_grad():
+                bias = self.heads.bias.view(read_heads, width + 2)
+                bias[:, width] = inverse_softplus(SHARP_STRENGTH)
+                bias[:, width + 1] = -3.0  # sigmoid(alpha) = 0.05
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> MANNState:
         R, N = self.read_heads, self.slots

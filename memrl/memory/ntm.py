@@ -144,6 +144,20 @@ class Controller(nn.Module):
         return output_gate * torch.tanh(c), c
 
 
+#: Content key strength beta that ``addressing_init="sharp"`` starts every head with.
+SHARP_STRENGTH = 10.0
+
+
+def inverse_softplus(y: float) -> float:
+    """The x with ``softplus(x) = y`` (y > 0), for setting a bias so that an output starts at y."""
+    return y + math.log(-math.expm1(-y))
+
+
+def check_addressing_init(addressing_init: str) -> None:
+    if addressing_init not in ("neutral", "sharp"):
+        raise ValueError(f"unknown addressing_init {addressing_init!r}; choose 'neutral' or 'sharp'")
+
+
 def memory_bias(init: str, slots: int, width: int) -> nn.Parameter | None:
     """The learned initial memory ``(N, M)`` for ``init="learned"``; None for the small constant."""
     if init not in ("constant", "learned"):
@@ -194,7 +208,9 @@ class NTMCore(MemoryCore):
     The write head erases and adds: ``M_t(i) = M_{t-1}(i) (1 - w^w(i) e) + w^w(i) a`` with
     ``e = sigmoid(.)``, ``a = tanh(.)``; the read heads then read ``r_t = sum_i w^r(i) M_t(i)``.
     The core's output is ``[h_t, r_t]`` (``output_size = H + R*M``). Memory starts as a small
-    constant or a learned bias (``init``); head weightings start on slot 0.
+    constant or a learned bias (``init``); head weightings start on slot 0. With
+    ``addressing_init="sharp"`` the heads' biases start them on a program (see
+    :meth:`_sharpen_addressing`) instead of spread weightings, whose writes blur every row alike.
     """
 
     options_section = "memory"  # its options come from policy.memory
@@ -212,10 +228,12 @@ class NTMCore(MemoryCore):
         controller: Literal["lstm", "feedforward"] = "lstm",
         init: Literal["constant", "learned"] = "constant",
         usage_decay: float = 0.95,  # MANN only; accepted so both cores take the same policy.memory options
+        addressing_init: Literal["neutral", "sharp"] = "neutral",
     ) -> None:
         super().__init__()
         if num_layers != 1:
             raise ValueError(f"the NTM controller has one layer; got policy.num_layers={num_layers}")
+        check_addressing_init(addressing_init)
         if not 0 <= shift_range < slots:
             raise ValueError(f"shift_range must be in [0, slots), got {shift_range}")
         self.input_size, self.hidden_size = input_size, hidden_size
@@ -228,6 +246,23 @@ class NTMCore(MemoryCore):
         self.head_size = width + 3 + 2 * shift_range + 1
         self.heads = nn.Linear(hidden_size, (read_heads + 1) * self.head_size + 2 * width)
         self.memory_bias = memory_bias(init, slots, width)
+        if addressing_init == "sharp":
+            self._sharpen_addressing()
+
+    @torch.no_grad()
+    def _sharpen_addressing(self) -> None:
+        """Bias every head towards one program at the start: read heads by content (beta 10, gate
+        0.95, no shift, gamma about 1), the write head by location (gate 0.05, shift +1, gamma 10), so
+        that each step writes a fresh slot and reads find rows by what they hold."""
+        M, P, S = self.width, self.head_size, self.shift_range
+        bias = self.heads.bias[: (self.read_heads + 1) * P].view(self.read_heads + 1, P)
+        bias[:, M] = inverse_softplus(SHARP_STRENGTH)  # beta
+        bias[:-1, M + 1] = -5.0  # read heads: gamma = 1 + softplus(-5) = 1.007
+        bias[:-1, M + 2] = 3.0  # read heads: gate sigmoid(3) = 0.95, mostly content
+        bias[:-1, M + 3 + S] = 5.0  # read heads: shift 0
+        bias[-1, M + 1] = inverse_softplus(SHARP_STRENGTH - 1.0)  # write head: gamma = 10
+        bias[-1, M + 2] = -3.0  # write head: gate 0.05, mostly the previous weighting
+        bias[-1, M + 3 + S + min(S, 1)] = 5.0  # write head: shift +1 (or 0 where shift_range is 0)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> NTMState:
         weights = torch.zeros(batch, self.read_heads + 1, self.slots, device=device)
