@@ -78,16 +78,25 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def training_noise(args: argparse.Namespace, iteration: int) -> float:
+    """The noise std of training batch ``iteration`` (1-based): ``--noise-start`` rising linearly to
+    ``--noise`` over the first ``--noise-ramp`` batches, then ``--noise``."""
+    if args.noise_start is None or args.noise_ramp == 0:
+        return args.noise
+    return args.noise_start + (args.noise - args.noise_start) * min(1.0, iteration / args.noise_ramp)
+
+
 def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, float]:
     generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    task = dict(presentations=args.presentations, dim=args.dim, noise=args.noise, labels=args.classes)
+    task = dict(presentations=args.presentations, dim=args.dim, labels=args.classes)
     started = time.perf_counter()
     iteration = skipped = 0
     while iteration < args.iterations and time.perf_counter() - started < args.time_limit:
         iteration += 1
         classes = int(torch.randint(args.min_classes or args.classes, args.classes + 1, (), generator=generator))
-        inputs, labels, _ = episodes(args.batch, classes=classes, generator=generator, **task)
+        noise = training_noise(args, iteration)
+        inputs, labels, _ = episodes(args.batch, classes=classes, noise=noise, generator=generator, **task)
         logits = model(inputs)
         loss = F.cross_entropy(logits.reshape(-1, args.classes), labels.reshape(-1))  # (T*B, C)
         optimizer.zero_grad(set_to_none=True)
@@ -95,7 +104,9 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
         skipped += not clipped_step(optimizer, model.parameters(), 10.0)  # an overflowed gradient is left out
         if iteration % 200 == 0:
             print(
-                f"[{label}] iter {iteration:5d} loss {loss.item():.3f} {time.perf_counter() - started:.0f}s", flush=True
+                f"[{label}] iter {iteration:5d} noise {noise:.2f} loss {loss.item():.3f} "
+                f"{time.perf_counter() - started:.0f}s",
+                flush=True,
             )
     seconds = time.perf_counter() - started
     test_generator = torch.Generator().manual_seed(args.seed + 1)
@@ -103,7 +114,9 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
     count = torch.zeros(args.presentations + 1)
     with torch.no_grad():
         for _ in range(10):  # 10 x 100 fresh test episodes
-            inputs, labels, presentation = episodes(100, classes=args.classes, generator=test_generator, **task)
+            inputs, labels, presentation = episodes(
+                100, classes=args.classes, noise=args.noise, generator=test_generator, **task
+            )
             hits = (model(inputs).argmax(-1) == labels).float()
             correct.index_add_(0, presentation.reshape(-1), hits.reshape(-1))
             count.index_add_(0, presentation.reshape(-1), torch.ones(hits.numel()))
@@ -130,6 +143,14 @@ def main() -> None:
     parser.add_argument("--presentations", type=int, default=10)
     parser.add_argument("--dim", type=int, default=20)
     parser.add_argument("--noise", type=float, default=0.3, help="std of the per-sample Gaussian noise")
+    parser.add_argument(
+        "--noise-start",
+        type=float,
+        default=None,
+        help="train with this noise std at first, rising linearly to --noise over --noise-ramp batches "
+        "(both models alike); the test always uses --noise",
+    )
+    parser.add_argument("--noise-ramp", type=int, default=0, help="batches over which the noise rises")
     parser.add_argument("--iterations", type=int, default=8000)
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds of training per model, at most")
     parser.add_argument("--batch", type=int, default=16)
@@ -138,10 +159,19 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=32)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--read-heads", type=int, default=4)
+    parser.add_argument(
+        "--addressing-init",
+        choices=["neutral", "sharp"],
+        default="neutral",
+        help="MANN head biases at the start (policy.memory.addressing_init)",
+    )
+    parser.add_argument("--models", nargs="+", choices=["lstm", "mann"], default=["lstm", "mann"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.min_classes is not None and not 1 <= args.min_classes <= args.classes:
         parser.error(f"--min-classes must be between 1 and --classes ({args.classes}); got {args.min_classes}")
+    if args.noise_ramp < 0 or (args.noise_start is not None) != (args.noise_ramp > 0):
+        parser.error("--noise-start and --noise-ramp (a positive number of batches) go together")
     torch.set_num_threads(1)
     inputs = args.dim + args.classes
     torch.manual_seed(args.seed)
@@ -153,6 +183,7 @@ def main() -> None:
             width=args.width,
             read_heads=args.read_heads,
             usage_decay=0.95,
+            addressing_init=args.addressing_init,
         ),
         args.classes,
     )
@@ -160,9 +191,12 @@ def main() -> None:
     hidden = next(h for h in range(8, 2048) if 4 * h * (inputs + h + 2) + (h + 1) * args.classes >= target)
     torch.manual_seed(args.seed)
     lstm = Classifier(LSTMCore(input_size=inputs, hidden_size=hidden), args.classes)
-    lstm_accuracy = run(lstm, f"LSTM({hidden})", args)
-    mann_accuracy = run(mann, "MANN", args)
-    print(f"mann_2nd: {mann_accuracy[2]:.4f}, lstm_2nd: {lstm_accuracy[2]:.4f}")
+    accuracy = {}
+    if "lstm" in args.models:
+        accuracy["lstm"] = run(lstm, f"LSTM({hidden})", args)
+    if "mann" in args.models:
+        accuracy["mann"] = run(mann, "MANN", args)
+    print(", ".join(f"{name}_2nd: {accuracy[name][2]:.4f}" for name in ("mann", "lstm") if name in accuracy))
 
 
 if __name__ == "__main__":
