@@ -90,12 +90,13 @@ class MemoryConfig:
     usage_decay: float = 0.95
     """MANN usage decay gamma (least-recently-used access)."""
     addressing_init: Literal["neutral", "sharp"] = "neutral"
-    """Initial biases of the heads' addressing outputs. ``neutral``: all zero (spread weightings
-    at first). ``sharp``: reads start by content with key strength 10; the NTM's read heads start
-    with gate 0.95, no shift and sharpening 1, its write head with gate 0.05, shift +1 and
-    sharpening 10 (one new slot per step); the MANN's writes start on the least-used slot
-    (sigmoid(alpha) = 0.05). Spread writes blur every row into the same average, which content
-    reads cannot tell apart; see docs/results.md ("RL² with memory cores")."""
+    """Initial biases of the heads' addressing outputs. ``neutral``: torch's default (near zero,
+    so weightings start spread over the slots). ``sharp``: reads start by content with key
+    strength 10; the NTM's read heads start with gate 0.95, no shift and sharpening 1, its write
+    head with gate 0.05, shift +1 and sharpening 10 (one new slot per step; needs shift_range >= 1);
+    the MANN's writes start on the least-used slots (sigmoid(alpha) = 0.05). Spread writes blur
+    every row into the same average, which content reads cannot tell apart; see docs/results.md
+    ("RL² with memory cores")."""
 
 
 @dataclass
@@ -369,6 +370,11 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(
                 f"policy.core={cfg.policy.core} has a one-layer controller; set policy.num_layers=1 "
                 f"(got {cfg.policy.num_layers}) and widen it with policy.hidden_size"
+            )
+        if cfg.policy.core == "ntm" and memory.addressing_init == "sharp" and memory.shift_range == 0:
+            raise ConfigError(
+                "policy.memory.addressing_init=sharp starts the NTM's write head moving one slot per step, which "
+                "needs policy.memory.shift_range >= 1 (got 0); set shift_range: 1 or addressing_init: neutral"
             )
         if memory.read_heads > memory.slots:
             raise ConfigError(

@@ -99,6 +99,11 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
             ["policy.core=mann", "policy.memory.read_heads=5", "policy.memory.slots=4"],
             r"policy.memory.read_heads \(5\) cannot exceed policy.memory.slots \(4\)",
         ),
+        (
+            ["policy.core=ntm", "policy.memory.addressing_init=sharp", "policy.memory.shift_range=0"],
+            r"policy.memory.addressing_init=sharp .* needs policy.memory.shift_range >= 1 \(got 0\); set shift_range",
+        ),
+        (["policy.memory.addressing_init=blunt"], "policy.memory.addressing_init"),
     ],
 )
 def test_out_of_range_values_are_errors(overrides: list[str], expected: str) -> None:

@@ -238,14 +238,20 @@ def test_sharp_addressing_init_starts_mann_writes_on_the_least_used_slot() -> No
         least = state.least_used
         _, state = core(torch.randn(1, B, IN), state, torch.zeros(1, B, dtype=torch.bool))
         assert torch.allclose(state.gates, torch.full_like(state.gates, float(torch.sigmoid(torch.tensor(-3.0)))))
-        on_least = (state.write_weights * least.unsqueeze(1)).sum(-1)  # (B, R): each head's weight on the LU slots
-        assert on_least.min() >= 0.95 - 1e-6
+        # Santoro et al.'s w^lu marks the R least-used slots and every head's write weighting
+        # interpolates towards it: each head puts 0.95 on each of them (plus 0.05 of its previous read).
+        on_least = state.write_weights.masked_select(least.bool().unsqueeze(1).expand_as(state.write_weights))
+        assert on_least.numel() == B * 2 * 2 and on_least.min() >= 0.95 - 1e-6
+        elsewhere = state.write_weights.masked_select(~least.bool().unsqueeze(1).expand_as(state.write_weights))
+        assert elsewhere.max() <= 0.05 + 1e-6
 
 
 def test_unknown_addressing_init_is_a_clear_error() -> None:
     for cls in (NTMCore, MANNCore):
         with pytest.raises(ValueError, match="addressing_init 'blunt'; choose 'neutral' or 'sharp'"):
             cls(input_size=IN, hidden_size=H, addressing_init="blunt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs shift_range >= 1"):
+        NTMCore(input_size=IN, hidden_size=H, shift_range=0, addressing_init="sharp")
 
 
 # ----------------------------------------------------------------------------------------------

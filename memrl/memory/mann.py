@@ -77,8 +77,10 @@ class MANNCore(MemoryCore):
     key strength ``beta = softplus(.)`` scales the cosine (the paper's softmax of the raw cosine, in
     [-1, 1], cannot put more than ``e^2 / (e^2 + N - 1)`` of the weight on one slot). The output is
     ``[h_t, r_t]`` (``output_size = H + R*M``). With ``addressing_init="sharp"`` the heads start with
-    beta = 10 and sigmoid(alpha) = 0.05, so that writes go to the least-used slot instead of half into
-    the spread previous read weighting, which blurs every row alike.
+    beta = 10 and sigmoid(alpha) = 0.05, so that writes go to the least-used slots instead of half
+    into the spread previous read weighting, which blurs every row alike. As the paper's equations
+    have it, ``w^lu`` marks the R least-used slots and every head writes towards all of them, so each
+    step fills R slots with the sum of the heads' keys: N slots hold about the last N / R steps.
     """
 
     options_section = "memory"  # its options come from policy.memory

@@ -236,6 +236,8 @@ class NTMCore(MemoryCore):
         check_addressing_init(addressing_init)
         if not 0 <= shift_range < slots:
             raise ValueError(f"shift_range must be in [0, slots), got {shift_range}")
+        if addressing_init == "sharp" and shift_range == 0:
+            raise ValueError("addressing_init='sharp' moves the write head a slot per step; it needs shift_range >= 1")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.slots, self.width, self.read_heads, self.shift_range = slots, width, read_heads, shift_range
         self.output_size = hidden_size + read_heads * width
@@ -262,7 +264,7 @@ class NTMCore(MemoryCore):
         bias[:-1, M + 3 + S] = 5.0  # read heads: shift 0
         bias[-1, M + 1] = inverse_softplus(SHARP_STRENGTH - 1.0)  # write head: gamma = 10
         bias[-1, M + 2] = -3.0  # write head: gate 0.05, mostly the previous weighting
-        bias[-1, M + 3 + S + min(S, 1)] = 5.0  # write head: shift +1 (or 0 where shift_range is 0)
+        bias[-1, M + 3 + S + 1] = 5.0  # write head: shift +1 (the constructor asks for shift_range >= 1)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> NTMState:
         weights = torch.zeros(batch, self.read_heads + 1, self.slots, device=device)

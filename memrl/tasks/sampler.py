@@ -71,12 +71,12 @@ class TaskStream:
 
         The sampler's task lists are never changed after it is built, so copying them (1000 test
         tasks of 550 numbers each for the tabular MDP) buys nothing; it made building 256 trial envs
-        take 90 s, since gymnasium's ``RecordConstructorArgs`` deep-copies each wrapper's arguments.
+        take 95 s, since gymnasium's ``RecordConstructorArgs`` deep-copies each wrapper's arguments.
         """
-        copy = TaskStream.__new__(TaskStream)
+        copy = type(self).__new__(type(self))
         memo[id(self)] = copy
-        for name, value in vars(self).items():
-            setattr(copy, name, value if name == "sampler" else deepcopy(value, memo))
+        for name, value in vars(self).items():  # the sampler: its copy if this deepcopy call made one, else itself
+            setattr(copy, name, memo.get(id(value), value) if name == "sampler" else deepcopy(value, memo))
         return copy
 
     def _fresh(self) -> Task:
