@@ -83,7 +83,7 @@ def training_noise(args: argparse.Namespace, iteration: int) -> float:
     ``--noise`` over the first ``--noise-ramp`` batches, then ``--noise``."""
     if args.noise_start is None or args.noise_ramp == 0:
         return args.noise
-    return args.noise_start + (args.noise - args.noise_start) * min(1.0, iteration / args.noise_ramp)
+    return args.noise_start + (args.noise - args.noise_start) * min(1.0, (iteration - 1) / args.noise_ramp)
 
 
 def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, float]:

@@ -36,7 +36,8 @@ STATES, ACTIONS, HORIZON, EPISODES = 10, 5, 10, 10
 STEPS = HORIZON * EPISODES
 INPUT = STATES + ACTIONS + 1 + 1 + 1 + STATES  # the trial wrapper's layout with trial_progress and previous_observation
 
-EXTERNAL = {"slots": 100, "width": 32, "read_heads": 4, "controller": "feedforward"}  # one slot per step of a trial
+# 100 slots: one per step of a trial for the NTM's write head (the MANN's 4 heads fill 4 slots a step).
+EXTERNAL = {"slots": 100, "width": 32, "read_heads": 4, "controller": "feedforward"}
 MODELS: dict[str, dict[str, Any]] = {
     "gru": {"core": "gru", "hidden_size": 128},
     "transformer": {
@@ -74,7 +75,7 @@ def trials(batch: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Te
             x[:, STATES + ACTIONS] = prev_reward
             x[rows, STATES + ACTIONS + 3 + prev_state] = 1.0
         x[:, STATES + ACTIONS + 1] = float(start)
-        x[:, STATES + ACTIONS + 2] = t / STEPS
+        x[:, STATES + ACTIONS + 2] = (t // HORIZON) / EPISODES  # the wrapper's clock: episodes done / per trial
         targets[t] = (1.0 + sums[rows, state]) / (1.0 + visits[rows, state])
         action = actions[t]
         reward = means[rows, state, action] + rng.standard_normal(batch)
