@@ -114,7 +114,7 @@ class MANNCore(MemoryCore):
         )
         self.heads = nn.Linear(hidden_size, read_heads * (width + 2))  # per head: key (M) | beta | alpha
         self.memory_bias = memory_bias(init, slots, width)
-        if addressing_init == "sharp":  # reads by content with beta 10, writes to the least-used slot
+        if addressing_init == "sharp":  # reads by content with beta 10, writes to the least-used slots
             with torch.no_grad():
                 bias = self.heads.bias.view(read_heads, width + 2)
                 bias[:, width] = inverse_softplus(SHARP_STRENGTH)
