@@ -165,13 +165,6 @@ def main() -> None:
         default="neutral",
         help="MANN head biases at the start (policy.memory.addressing_init)",
     )
-    parser.add_argument(
-        "--write-slots",
-        choices=["shared", "per_head"],
-        default="shared",
-        help="MANN: every head writes towards all R least-used slots (shared, as in the paper) or head r "
-        "towards the r-th least-used one (per_head; policy.memory.write_slots)",
-    )
     parser.add_argument("--models", nargs="+", choices=["lstm", "mann"], default=["lstm", "mann"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -191,7 +184,6 @@ def main() -> None:
             read_heads=args.read_heads,
             usage_decay=0.95,
             addressing_init=args.addressing_init,
-            write_slots=args.write_slots,
         ),
         args.classes,
     )

@@ -50,11 +50,6 @@ MODELS: dict[str, dict[str, Any]] = {
     "ntm_sharp": {"core": "ntm", "hidden_size": 128, "memory": {**EXTERNAL, "addressing_init": "sharp"}},
     "mann_neutral": {"core": "mann", "hidden_size": 128, "memory": EXTERNAL},
     "mann_sharp": {"core": "mann", "hidden_size": 128, "memory": {**EXTERNAL, "addressing_init": "sharp"}},
-    "mann_sharp_per_head": {
-        "core": "mann",
-        "hidden_size": 128,
-        "memory": {**EXTERNAL, "addressing_init": "sharp", "write_slots": "per_head"},
-    },
 }
 
 

@@ -97,10 +97,6 @@ class MemoryConfig:
     the MANN's writes start on the least-used slots (sigmoid(alpha) = 0.05). Spread writes blur
     every row into the same average, which content reads cannot tell apart; see docs/results.md
     ("RL² with memory cores")."""
-    write_slots: Literal["shared", "per_head"] = "shared"
-    """MANN least-used writes. ``shared`` (Santoro et al.'s equations): every head writes towards
-    all R least-used slots, so a step fills R slots with the sum of its R keys. ``per_head``: head r
-    writes towards the r-th least-used slot, so the R keys stay apart (R slots per step either way)."""
 
 
 @dataclass

@@ -18,10 +18,9 @@ from conftest import bandit_env_cfg, build_model
 from torch import nn
 
 import memrl
-import memrl.train as train_module
-from memrl.config import PPOConfig, TaskConfig, load_config
+from memrl.config import PPOConfig, TaskConfig
 from memrl.memory import MANNCore, MANNState, NTMCore, NTMState, build_core, map_state
-from memrl.memory.mann import least_used, least_used_by_rank, lrua_write_weights
+from memrl.memory.mann import least_used, lrua_write_weights
 from memrl.memory.ntm import (
     address,
     circular_shift,
@@ -245,54 +244,6 @@ def test_sharp_addressing_init_starts_mann_writes_on_the_least_used_slot() -> No
         assert on_least.numel() == B * 2 * 2 and on_least.min() >= 0.95 - 1e-6
         elsewhere = state.write_weights.masked_select(~least.bool().unsqueeze(1).expand_as(state.write_weights))
         assert elsewhere.max() <= 0.05 + 1e-6
-
-
-def test_least_used_by_rank_orders_the_least_used_slots() -> None:
-    usage = torch.tensor([[0.5, 0.1, 0.9, 0.05], [1.0, 1.0, 1.0, 1.0]])
-    ranked = least_used_by_rank(usage, 3)
-    torch.testing.assert_close(ranked.argmax(-1), torch.tensor([[3, 1, 0], [0, 1, 2]]))  # ties: lower index first
-    torch.testing.assert_close(ranked.sum(-1), torch.ones(2, 3))
-    torch.testing.assert_close(ranked.sum(1), least_used(usage, 3))
-
-
-def test_per_head_write_slots_keep_the_heads_keys_apart() -> None:
-    """``write_slots="per_head"`` with the gate closed: head r writes its own key, unsummed, into the
-    r-th least-used slot; the shared (paper) mode writes the sum of the keys into every one of them."""
-    usage = torch.tensor([[0.3, 0.0, 0.9, 0.1, 0.8, 0.7], [0.2, 0.4, 0.0, 0.6, 0.1, 0.9]])
-    order = [[1, 3], [2, 4]]  # least used first
-    x = torch.randn(1, 2, IN)
-    for mode in ("per_head", "shared"):
-        torch.manual_seed(0)
-        core = MANNCore(input_size=IN, hidden_size=H, slots=6, width=5, read_heads=2, write_slots=mode)
-        with torch.no_grad():
-            core.heads.bias.view(2, 7)[:, 6] = -50.0  # sigmoid(alpha) ~ 0: w^w = w^lu
-        state = random_state(core, 2)
-        state = state._replace(usage=usage, least_used=least_used(usage, 2))
-        _, after = core(x, state, torch.zeros(1, 2, dtype=torch.bool))
-        keys = core.heads(after.controller_h).view(2, 2, 7)[..., :5]  # (B, R, M)
-        for b in range(2):
-            for r, slot in enumerate(order[b]):
-                expected = keys[b, r] if mode == "per_head" else keys[b].sum(0)
-                torch.testing.assert_close(after.memory[b, slot], expected, atol=1e-5, rtol=0)
-            untouched = [i for i in range(6) if i not in order[b]]
-            torch.testing.assert_close(after.memory[b, untouched], state.memory[b, untouched])
-
-
-def test_write_slots_reaches_the_mann_from_the_config() -> None:
-    cfg = load_config(
-        Path(__file__).resolve().parents[1] / "configs" / "mann_bandit.yaml",
-        ["policy.memory.write_slots=per_head", "env.num_envs=4"],
-    )
-    sampler = make_sampler(cfg.env, cfg.tasks, seed=0)
-    core = train_module.build_model(cfg, sampler).policy.actor.core
-    assert isinstance(core, MANNCore) and core.per_head_slots
-    assert not MANNCore(input_size=IN, hidden_size=H).per_head_slots  # the default is the paper's
-
-
-def test_unknown_write_slots_is_a_clear_error() -> None:
-    for cls in (NTMCore, MANNCore):
-        with pytest.raises(ValueError, match="write_slots 'each'; choose 'shared' or 'per_head'"):
-            cls(input_size=IN, hidden_size=H, write_slots="each")  # type: ignore[arg-type]
 
 
 def test_unknown_addressing_init_is_a_clear_error() -> None:

@@ -19,7 +19,6 @@ from memrl.memory.ntm import (
     SHARP_STRENGTH,
     Controller,
     check_addressing_init,
-    check_write_slots,
     content_addressing,
     heat_map,
     initial_memory,
@@ -35,29 +34,17 @@ def least_used(usage: torch.Tensor, count: int) -> torch.Tensor:
     Santoro et al.: ``w_lu(i) = 0 if w_u(i) > m(w_u, n) else 1``, ``m(v, n)`` the n-th smallest element
     of v and n the number of reads. Ties go to the lower slot index, so exactly ``count`` slots are 1.
     """
-    return least_used_by_rank(usage, count).sum(dim=1)
-
-
-def least_used_by_rank(usage: torch.Tensor, count: int) -> torch.Tensor:
-    """One-hot rows for the ``count`` least-used slots, least used first: ``(B, N) -> (B, count, N)``.
-
-    Row r marks the slot of the (r+1)-th smallest usage (ties to the lower slot index); the rows
-    sum to :func:`least_used`.
-    """
     ramp = torch.arange(usage.shape[-1], device=usage.device, dtype=usage.dtype) * 1e-7  # tie-break by index
-    index = torch.topk(usage.detach() + ramp, count, dim=-1, largest=False, sorted=True).indices  # (B, count)
-    return F.one_hot(index, usage.shape[-1]).to(usage.dtype)
+    index = torch.topk(usage.detach() + ramp, count, dim=-1, largest=False).indices  # (B, count)
+    return torch.zeros_like(usage).scatter_(-1, index, 1.0)
 
 
 def lrua_write_weights(
     gate: torch.Tensor, previous_read: torch.Tensor, previous_least_used: torch.Tensor
 ) -> torch.Tensor:
     """``w^w_t = sigmoid(alpha) w^r_{t-1} + (1 - sigmoid(alpha)) w^lu_{t-1}``; gate ``(B, R)`` = sigmoid(alpha),
-    previous read weights ``(B, R, N)``, previous least-used weights ``(B, N)`` (the same for every
-    head) or ``(B, R, N)`` (one row per head) -> ``(B, R, N)``."""
-    if previous_least_used.dim() == 2:
-        previous_least_used = previous_least_used.unsqueeze(1)
-    return torch.lerp(previous_least_used, previous_read, gate.unsqueeze(-1))
+    previous read weights ``(B, R, N)``, previous least-used weights ``(B, N)`` -> ``(B, R, N)``."""
+    return torch.lerp(previous_least_used.unsqueeze(1), previous_read, gate.unsqueeze(-1))
 
 
 class MANNState(NamedTuple):
@@ -94,8 +81,6 @@ class MANNCore(MemoryCore):
     into the spread previous read weighting, which blurs every row alike. As the paper's equations
     have it, ``w^lu`` marks the R least-used slots and every head writes towards all of them, so each
     step fills R slots with the sum of the heads' keys: N slots hold about the last N / R steps.
-    ``write_slots="per_head"`` (not in the paper) gives head r its own least-used slot instead, the
-    r-th least used, so that the R keys of a step are kept apart in R slots rather than summed.
     """
 
     options_section = "memory"  # its options come from policy.memory
@@ -114,18 +99,15 @@ class MANNCore(MemoryCore):
         init: Literal["constant", "learned"] = "constant",
         usage_decay: float = 0.95,
         addressing_init: Literal["neutral", "sharp"] = "neutral",
-        write_slots: Literal["shared", "per_head"] = "shared",
     ) -> None:
         super().__init__()
         check_addressing_init(addressing_init)
-        check_write_slots(write_slots)
         if num_layers != 1:
             raise ValueError(f"the MANN controller has one layer; got policy.num_layers={num_layers}")
         if read_heads > slots:
             raise ValueError(f"read_heads ({read_heads}) cannot exceed slots ({slots})")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.slots, self.width, self.read_heads, self.usage_decay = slots, width, read_heads, usage_decay
-        self.per_head_slots = write_slots == "per_head"
         self.output_size = hidden_size + read_heads * width
         self.controller = Controller(
             input_size=input_size, read_size=read_heads * width, hidden_size=hidden_size, kind=controller
@@ -170,9 +152,7 @@ class MANNCore(MemoryCore):
             head = self.heads(h).view(B, R, M + 2)  # (B, R(M+2)) -> (B, R, M+2)
             keys = head[..., :M]
             gate = torch.sigmoid(head[..., M + 1])
-            # per_head: head r towards the r-th least-used slot (the same R slots as state.least_used)
-            least = least_used_by_rank(state.usage, R) if self.per_head_slots else state.least_used
-            write_weights = lrua_write_weights(gate, state.read_weights, least)
+            write_weights = lrua_write_weights(gate, state.read_weights, state.least_used)
             kept = (1.0 - state.least_used).unsqueeze(-1)  # (B, N, 1): zero the least-used slot(s) first
             memory = torch.baddbmm(state.memory * kept, write_weights.transpose(1, 2), keys)  # (B,N,R)@(B,R,M)
             read_weights = content_addressing(keys, F.softplus(head[..., M]), memory)

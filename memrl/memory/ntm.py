@@ -158,11 +158,6 @@ def check_addressing_init(addressing_init: str) -> None:
         raise ValueError(f"unknown addressing_init {addressing_init!r}; choose 'neutral' or 'sharp'")
 
 
-def check_write_slots(write_slots: str) -> None:
-    if write_slots not in ("shared", "per_head"):
-        raise ValueError(f"unknown write_slots {write_slots!r}; choose 'shared' or 'per_head'")
-
-
 def memory_bias(init: str, slots: int, width: int) -> nn.Parameter | None:
     """The learned initial memory ``(N, M)`` for ``init="learned"``; None for the small constant."""
     if init not in ("constant", "learned"):
@@ -234,13 +229,11 @@ class NTMCore(MemoryCore):
         init: Literal["constant", "learned"] = "constant",
         usage_decay: float = 0.95,  # MANN only; accepted so both cores take the same policy.memory options
         addressing_init: Literal["neutral", "sharp"] = "neutral",
-        write_slots: Literal["shared", "per_head"] = "shared",  # MANN only, accepted as usage_decay is
     ) -> None:
         super().__init__()
         if num_layers != 1:
             raise ValueError(f"the NTM controller has one layer; got policy.num_layers={num_layers}")
         check_addressing_init(addressing_init)
-        check_write_slots(write_slots)
         if not 0 <= shift_range < slots:
             raise ValueError(f"shift_range must be in [0, slots), got {shift_range}")
         if addressing_init == "sharp" and shift_range == 0:
