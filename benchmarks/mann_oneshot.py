@@ -11,7 +11,8 @@ the label at every step. We report accuracy at the 1st, 2nd, 3rd, 5th and 10th p
 class on fresh episodes; chance is 20%. Santoro et al. (Omniglot): MANN 82.8% vs LSTM 49.5% at the
 2nd presentation. With ``--min-classes M``, each training batch has between M and ``--classes``
 classes per episode (labels drawn from all ``--classes``), both models alike; the test always uses
-``--classes``.
+``--classes``. ``--noise-start``/``--noise-ramp`` raise the training noise gradually and ``--lr-decay``
+decays the learning rate linearly to 0, both models alike.
 
     python benchmarks/mann_oneshot.py             # MANN and LSTM; last line: mann_2nd: X, lstm_2nd: Y
 """
@@ -89,6 +90,8 @@ def training_noise(args: argparse.Namespace, iteration: int) -> float:
 def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, float]:
     generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    decay = args.lr_decay and args.iterations > 1  # linear to 0 at the last batch
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: 1.0 - done / args.iterations if decay else 1.0)
     task = dict(presentations=args.presentations, dim=args.dim, labels=args.classes)
     started = time.perf_counter()
     iteration = skipped = 0
@@ -102,6 +105,7 @@ def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, fl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         skipped += not clipped_step(optimizer, model.parameters(), 10.0)  # an overflowed gradient is left out
+        schedule.step()
         if iteration % 200 == 0:
             print(
                 f"[{label}] iter {iteration:5d} noise {noise:.2f} loss {loss.item():.3f} "
@@ -153,6 +157,9 @@ def main() -> None:
     parser.add_argument("--noise-ramp", type=int, default=0, help="batches over which the noise rises")
     parser.add_argument("--iterations", type=int, default=8000)
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds of training per model, at most")
+    parser.add_argument(
+        "--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over --iterations (both models)"
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--controller", type=int, default=128)
