@@ -82,7 +82,7 @@ def parameter_count(module: nn.Module) -> int:
 def training_noise(args: argparse.Namespace, iteration: int) -> float:
     """The noise std of training batch ``iteration`` (1-based): ``--noise-start`` rising linearly to
     ``--noise`` over the first ``--noise-ramp`` batches, then ``--noise``."""
-    if args.noise_start is None or args.noise_ramp == 0:
+    if args.noise_start is None:  # main() checks that --noise-start comes with a positive --noise-ramp
         return args.noise
     return args.noise_start + (args.noise - args.noise_start) * min(1.0, (iteration - 1) / args.noise_ramp)
 
@@ -90,8 +90,10 @@ def training_noise(args: argparse.Namespace, iteration: int) -> float:
 def run(model: Classifier, label: str, args: argparse.Namespace) -> dict[int, float]:
     generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    decay = args.lr_decay and args.iterations > 1  # linear to 0 at the last batch
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: 1.0 - done / args.iterations if decay else 1.0)
+    # --lr-decay: batch k (0-based) runs at lr * (1 - k / iterations), linearly towards 0
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda done: 1.0 - done / args.iterations if args.lr_decay else 1.0
+    )
     task = dict(presentations=args.presentations, dim=args.dim, labels=args.classes)
     started = time.perf_counter()
     iteration = skipped = 0
