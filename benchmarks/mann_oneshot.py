@@ -174,12 +174,6 @@ def main() -> None:
         default="neutral",
         help="MANN head biases at the start (policy.memory.addressing_init)",
     )
-    parser.add_argument(
-        "--write-vector",
-        choices=["key", "separate"],
-        default="key",
-        help="what the MANN writes (policy.memory.write_vector): its read key (Santoro et al.) or a separate vector",
-    )
     parser.add_argument("--models", nargs="+", choices=["lstm", "mann"], default=["lstm", "mann"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -199,7 +193,6 @@ def main() -> None:
             read_heads=args.read_heads,
             usage_decay=0.95,
             addressing_init=args.addressing_init,
-            write_vector=args.write_vector,
         ),
         args.classes,
     )

@@ -97,11 +97,6 @@ class MemoryConfig:
     the MANN's writes start on the least-used slots (sigmoid(alpha) = 0.05). Spread writes blur
     every row into the same average, which content reads cannot tell apart; see docs/results.md
     ("RL² with memory cores")."""
-    write_vector: Literal["key", "separate"] = "key"
-    """What the MANN writes into memory. ``key``: its read key, as in Santoro et al. (one vector both
-    finds rows and is stored). ``separate``: each head also emits a vector to write, so that what a
-    row is found by and what it holds need not be the same (the NTM always writes a separate add
-    vector). See docs/results.md ("One-shot association")."""
 
 
 @dataclass
@@ -380,11 +375,6 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(
                 "policy.memory.addressing_init=sharp starts the NTM's write head moving one slot per step, which "
                 "needs policy.memory.shift_range >= 1 (got 0); set shift_range: 1 or addressing_init: neutral"
-            )
-        if cfg.policy.core == "ntm" and memory.write_vector != "key":
-            raise ConfigError(
-                f"policy.memory.write_vector={memory.write_vector} is a MANN option (the NTM always writes its own add "
-                "vector); remove it or set policy.core=mann"
             )
         if memory.read_heads > memory.slots:
             raise ConfigError(

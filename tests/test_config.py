@@ -104,11 +104,6 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
             r"policy.memory.addressing_init=sharp .* needs policy.memory.shift_range >= 1 \(got 0\); set shift_range",
         ),
         (["policy.memory.addressing_init=blunt"], "policy.memory.addressing_init"),
-        (["policy.core=mann", "policy.memory.write_vector=value"], "policy.memory.write_vector"),
-        (
-            ["policy.core=ntm", "policy.memory.write_vector=separate"],
-            r"policy.memory.write_vector=separate is a MANN option .*; remove it or set policy.core=mann",
-        ),
     ],
 )
 def test_out_of_range_values_are_errors(overrides: list[str], expected: str) -> None:

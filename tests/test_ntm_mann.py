@@ -246,28 +246,6 @@ def test_sharp_addressing_init_starts_mann_writes_on_the_least_used_slot() -> No
         assert elsewhere.max() <= 0.05 + 1e-6
 
 
-def test_mann_separate_write_vector_is_what_the_heads_write() -> None:
-    """``write_vector="separate"``: the least-used slots are cleared and then hold the heads' written
-    vectors ``a`` under the write weights, not their keys; with the default, the keys."""
-    for write_vector in ("key", "separate"):
-        core = MANNCore(input_size=IN, hidden_size=H, slots=8, width=5, read_heads=2, write_vector=write_vector)
-        assert core.heads.out_features == 2 * (5 + 2 + 5 * (write_vector == "separate"))
-        with torch.no_grad():
-            core.heads.weight.zero_()  # every head emits its bias: key, beta, alpha [, a]
-            core.heads.bias.copy_(torch.randn(core.heads.out_features))
-        state = core.initial_state(B)
-        _, after = core(torch.randn(1, B, IN), state, torch.zeros(1, B, dtype=torch.bool))
-        head = core.heads.bias.detach().view(2, -1)
-        written = head[:, 7:] if write_vector == "separate" else head[:, :5]  # (R, M)
-        kept = state.memory * (1.0 - state.least_used).unsqueeze(-1)
-        expected = kept + after.write_weights.transpose(1, 2) @ written  # (B, N, R) @ (R, M)
-        torch.testing.assert_close(after.memory, expected)
-    with pytest.raises(ValueError, match="unknown write_vector 'value'; choose 'key' or 'separate'"):
-        MANNCore(input_size=IN, hidden_size=H, write_vector="value")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="write_vector='separate' is a MANN option"):
-        NTMCore(input_size=IN, hidden_size=H, write_vector="separate")  # type: ignore[arg-type]
-
-
 def test_unknown_addressing_init_is_a_clear_error() -> None:
     for cls in (NTMCore, MANNCore):
         with pytest.raises(ValueError, match="addressing_init 'blunt'; choose 'neutral' or 'sharp'"):

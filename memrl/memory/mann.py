@@ -73,12 +73,7 @@ class MANNCore(MemoryCore):
         w^lu_t(i) = 1 if w^u_t(i) is among the R smallest usages else 0
         r_t = sum_i w^r_t(i) M_t(i)
 
-    As in the paper, the key is both the read key and the written vector (``write_vector="key"``,
-    the default). The write of step t binds the previous input, which the controller carries, to the
-    label shown with this step's input, while the read of step t must find rows by this step's input;
-    one vector serves both, so part of every row stays cross-talk. ``write_vector="separate"`` lets
-    each head emit a vector ``a`` to write in place of ``k`` (``M_t(i) = ... + sum_heads w^w_t(i) a_t``),
-    as the NTM's add vector; docs/results.md ("One-shot association") compares both. One deviation: a learned
+    As in the paper, the key is both the read key and the written vector. One deviation: a learned
     key strength ``beta = softplus(.)`` scales the cosine (the paper's softmax of the raw cosine, in
     [-1, 1], cannot put more than ``e^2 / (e^2 + N - 1)`` of the weight on one slot). The output is
     ``[h_t, r_t]`` (``output_size = H + R*M``). With ``addressing_init="sharp"`` the heads start with
@@ -104,12 +99,9 @@ class MANNCore(MemoryCore):
         init: Literal["constant", "learned"] = "constant",
         usage_decay: float = 0.95,
         addressing_init: Literal["neutral", "sharp"] = "neutral",
-        write_vector: Literal["key", "separate"] = "key",
     ) -> None:
         super().__init__()
         check_addressing_init(addressing_init)
-        if write_vector not in ("key", "separate"):
-            raise ValueError(f"unknown write_vector {write_vector!r}; choose 'key' or 'separate'")
         if num_layers != 1:
             raise ValueError(f"the MANN controller has one layer; got policy.num_layers={num_layers}")
         if read_heads > slots:
@@ -120,13 +112,11 @@ class MANNCore(MemoryCore):
         self.controller = Controller(
             input_size=input_size, read_size=read_heads * width, hidden_size=hidden_size, kind=controller
         )
-        self.separate_write = write_vector == "separate"
-        # Per head: key (M) | beta | alpha, then (write_vector="separate") the written vector (M).
-        self.heads = nn.Linear(hidden_size, read_heads * (width + 2 + width * self.separate_write))
+        self.heads = nn.Linear(hidden_size, read_heads * (width + 2))  # per head: key (M) | beta | alpha
         self.memory_bias = memory_bias(init, slots, width)
         if addressing_init == "sharp":  # reads by content with beta 10, writes to the least-used slots
             with torch.no_grad():
-                bias = self.heads.bias.view(read_heads, -1)
+                bias = self.heads.bias.view(read_heads, width + 2)
                 bias[:, width] = inverse_softplus(SHARP_STRENGTH)
                 bias[:, width + 1] = -3.0  # sigmoid(alpha) = 0.05
 
@@ -159,13 +149,12 @@ class MANNCore(MemoryCore):
                 assert initial is not None
                 state = reset_state(state, initial, starts[t])
             h, c = self.controller.step(projected[t], state.reads, state.controller_h, state.controller_c)
-            head = self.heads(h).view(B, R, -1)  # (B, R, M + 2 [+ M])
+            head = self.heads(h).view(B, R, M + 2)  # (B, R(M+2)) -> (B, R, M+2)
             keys = head[..., :M]
-            written = head[..., M + 2 :] if self.separate_write else keys
             gate = torch.sigmoid(head[..., M + 1])
             write_weights = lrua_write_weights(gate, state.read_weights, state.least_used)
             kept = (1.0 - state.least_used).unsqueeze(-1)  # (B, N, 1): zero the least-used slot(s) first
-            memory = torch.baddbmm(state.memory * kept, write_weights.transpose(1, 2), written)  # (B,N,R)@(B,R,M)
+            memory = torch.baddbmm(state.memory * kept, write_weights.transpose(1, 2), keys)  # (B,N,R)@(B,R,M)
             read_weights = content_addressing(keys, F.softplus(head[..., M]), memory)
             usage = self.usage_decay * state.usage + (read_weights + write_weights).sum(dim=1)
             reads = read(read_weights, memory).reshape(B, R * M)  # (B, R, M) -> (B, R*M)

@@ -229,11 +229,8 @@ class NTMCore(MemoryCore):
         init: Literal["constant", "learned"] = "constant",
         usage_decay: float = 0.95,  # MANN only; accepted so both cores take the same policy.memory options
         addressing_init: Literal["neutral", "sharp"] = "neutral",
-        write_vector: Literal["key"] = "key",  # MANN only; the NTM always writes its own add vector
     ) -> None:
         super().__init__()
-        if write_vector != "key":
-            raise ValueError(f"write_vector={write_vector!r} is a MANN option; the NTM writes its own add vector")
         if num_layers != 1:
             raise ValueError(f"the NTM controller has one layer; got policy.num_layers={num_layers}")
         check_addressing_init(addressing_init)
