@@ -321,7 +321,7 @@ def notes(get: Any) -> list[str]:
     return [
         "Notes (the numbers are those of the tables above):",
         "",
-        "- *Published values.* Table 1 and the DESIGN.md rows agree with the transcription of both tables in "
+        "- *Published values.* Table 1 and the values the issues quote agree with the transcription of both tables in "
         "lucaslingle/pytorch_rl2's README (a public RL² re-implementation); the paper itself was not reachable "
         "from this machine, so no value was checked against the PDF. For Table 2 that transcription gives BEB "
         "150.2 (n=10) and 427.8 (n=25) and ε-Greedy 377.3 (n=25), which are the values used here (the issue's "

@@ -26,11 +26,11 @@ Protocol: every measurement builds its model first, runs one untimed warm-up upd
 RecurrentPPO, ceiling), over several rounds, and each one's *best* round is reported (interference
 from other processes only ever slows a run down); the mean of the rounds is written to the JSON too.
 All share one torch thread setting: torch's default (one intra-op thread per core) unless
-``--threads`` says otherwise; that is the setting of the compute ceilings quoted in DESIGN.md
-(about 40,000 steps/s at 256 envs on 2 cores). MetaPPO itself steps its rollout on one thread. Run it
-on an idle machine: where other processes keep the cores busy, torch's intra-op threads wait on
-descheduled siblings and every trainer (and the ceiling) runs many times slower; there use
-``--threads 1`` (the script warns when the load average says so).
+``--threads`` says otherwise; that is the setting of the compute ceilings the core issue quotes
+(LSTM of 128 on 2 cores: about 14,500 steps/s at 16 envs and 40,000 at 256). MetaPPO itself steps
+its rollout on one thread. Run it on an idle machine: where other processes keep the cores busy,
+torch's intra-op threads wait on descheduled siblings and every trainer (and the ceiling) runs many
+times slower; there use ``--threads 1`` (the script warns when the load average says so).
 
     python benchmarks/throughput.py                  # about 1.5 minutes on 2 idle CPU cores
     python benchmarks/throughput.py --threads 1      # on a busy machine

@@ -70,7 +70,7 @@ class TaskConfig:
 
 @dataclass
 class MemoryConfig:
-    """External memory of the ``ntm`` and ``mann`` cores (ignored by ``gru`` and ``lstm``).
+    """External memory of the ``ntm`` and ``mann`` cores (ignored by the other cores).
 
     ``policy.hidden_size`` is the controller's width for these cores.
     """
@@ -162,7 +162,7 @@ class PolicyConfig:
     shared_critic: bool = True
     """Critic shares the actor's core (True) or has a core of its own (False)."""
     activation: Literal["tanh", "relu", "elu", "gelu"] = "tanh"
-    """Activation of the embedding MLP."""
+    """Activation of the embedding and head MLPs and of the hypernetwork layer."""
     log_std_init: float = 0.0
     """Initial log standard deviation of Gaussian (Box) actions."""
     memory: MemoryConfig = field(default_factory=MemoryConfig)

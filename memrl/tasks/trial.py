@@ -1,7 +1,7 @@
 """The trial wrapper: k inner episodes of one task, seen from outside as one episode.
 
 Running the k episodes of a trial inside a wrapper makes every vector env, autoreset rule and
-"reset memory at episode start" rule correct by construction (see DESIGN.md; AMAGO does the same,
+"reset memory at episode start" rule correct by construction (AMAGO does the same;
 ray-project/ray#6610 shows what happens otherwise):
 
 - ``reset()`` draws the next task from the slot's :class:`~memrl.tasks.sampler.TaskStream`

@@ -4,7 +4,7 @@ Vectors are Stable-Baselines3 ``VecEnv`` s (``DummyVecEnv`` or ``SubprocVecEnv``
 is *same-step*: the step that ends a trial returns the next trial's first observation and puts the
 final one in ``info["terminal_observation"]``. That is the semantics the trainer relies on; it
 avoids Gymnasium 1.x's default next-step autoreset, whose extra reset step corrupts recurrent
-rollouts (cleanrl#499, DESIGN.md).
+rollouts (cleanrl#499).
 """
 
 from __future__ import annotations
