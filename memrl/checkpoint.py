@@ -45,6 +45,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
+        if (path.parent / "config.yaml").is_file():
+            raise CheckpointError(
+                f"no checkpoint at {str(path)!r}: the run in {path.parent} stopped before writing one; train it again"
+            )
         raise CheckpointError(f"no checkpoint at {str(path)!r}; pass a run directory or a checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (a failed copy or write); restore it from a backup or train again")

@@ -21,6 +21,7 @@ from typing import Any
 
 from memrl.checkpoint import CheckpointError
 from memrl.config import MAX_SEED, ConfigError, apply_overrides, config_from_dict, load_config
+from memrl.tasks.protocol import TaskEnvError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -141,6 +142,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _baselines(args: argparse.Namespace) -> int:
     from memrl.baselines.protocol import evaluate_baselines, write_baselines_report
+    from memrl.train import check_directory
 
     cfg = config_from_dict(apply_overrides({"env": {"id": args.env_id}}, args.set))
     agents = None
@@ -148,12 +150,13 @@ def _baselines(args: argparse.Namespace) -> int:
         agents = [name.strip() for name in args.agents.split(",") if name.strip()]
         if not agents:
             raise ConfigError("--agents needs a comma-separated list of baseline names, e.g. --agents gittins,ucb1")
+    slug = cfg.env.id.replace("/", "_")
+    out_dir = Path(args.out) if args.out else Path("runs") / f"baselines-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_directory(out_dir, "--out")
     started = time.perf_counter()
     results = evaluate_baselines(
         cfg.env, cfg.tasks, agents, trials=args.trials, seed=args.seed, tune_trials=args.tune_trials, log=print
     )
-    slug = cfg.env.id.replace("/", "_")
-    out_dir = Path(args.out) if args.out else Path("runs") / f"baselines-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     json_path, png_path = write_baselines_report(results, out_dir, env_cfg=cfg.env, task_cfg=cfg.tasks, seed=args.seed)
     print(f"wrote {json_path} and {png_path} ({time.perf_counter() - started:.0f}s)")
     return 0
@@ -247,8 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())  # a mymodule.py in the working directory
     try:
         return int(args.func(args))
-    except (ConfigError, CheckpointError) as err:
+    except (ConfigError, CheckpointError, TaskEnvError) as err:
         print(f"memrl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a directory that cannot be made or written, a full disk
+        print(f"memrl {args.command}: error: {err}; check the path and its permissions", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"memrl {args.command}: interrupted", file=sys.stderr)

@@ -339,6 +339,10 @@ def _check_ranges(cfg: Config) -> None:
         section, name = key.split(".")
         return getattr(getattr(cfg, section), name)
 
+    if not cfg.name or cfg.name in (".", "..") or any(sep in cfg.name for sep in ("/", "\\")):
+        raise ConfigError(
+            f"name={cfg.name!r} names the run directory runs/NAME-TIME; use a non-empty name without '/' or '\\'"
+        )
     for key, number in _floats(cfg, ""):
         if not math.isfinite(number):
             raise ConfigError(f"{key} must be a finite number, got {number!r}")

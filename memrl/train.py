@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from memrl.checkpoint import CheckpointError
 from memrl.config import Config, ConfigError, config_from_dict, read_yaml
 from memrl.logging import make_logger
 from memrl.tasks.sampler import TaskSampler
-from memrl.tasks.vec import make_sampler, make_vec_env
+from memrl.tasks.vec import check_env_runs, make_sampler, make_vec_env
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -94,6 +95,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout:
     if cfg.train.torch_threads:
         torch.set_num_threads(cfg.train.torch_threads)
     sampler = make_sampler(cfg.env, cfg.tasks, cfg.train.seed)  # validates env.id and env.kwargs early
+    check_env_runs(cfg.env, sampler)
     checkpoint = run_dir / CHECKPOINT_FILE
     if resume:
         if not checkpoint.is_file():
@@ -123,7 +125,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout:
     callbacks: list[BaseCallback] = []
     if cfg.train.checkpoint_every:
         callbacks.append(PeriodicCheckpoint(checkpoint, cfg.train.checkpoint_every))
-    started = time.perf_counter()
+    started, steps_before = time.perf_counter(), model.num_timesteps
     try:
         with _sigterm_as_interrupt():
             model.learn(
@@ -138,6 +140,15 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, log_stdout:
             f"interrupted after {model.num_timesteps} steps; saved {checkpoint}; continue with: "
             f"memrl train --resume {run_dir}"
         )
+        raise
+    except Exception as err:  # an env (or anything else) failed mid-run: keep what was learned
+        if model.num_timesteps > steps_before:
+            model.save(checkpoint)
+            print(
+                f"training stopped after {model.num_timesteps} steps by {type(err).__name__}; saved {checkpoint}; "
+                f"once fixed, continue with: memrl train --resume {run_dir}",
+                file=sys.stderr,
+            )
         raise
     model.save(checkpoint)
     elapsed = time.perf_counter() - started

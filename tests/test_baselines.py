@@ -408,6 +408,13 @@ def test_cli_bad_input_exits_2_with_a_clear_message(
     assert not (tmp_path / "baselines.json").exists()
 
 
+def test_cli_out_that_is_a_file_is_refused_before_the_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["baselines", "memrl/Bandit-v0", "--out", str(tmp_path / "file" / "sub")]) == 2
+    err = capsys.readouterr()
+    assert err.err.count("\n") == 1 and "is a file; pass a directory" in err.err and "random" not in err.out
+
+
 class FixedAction(M.MDPAgent):
     """Always action ``a`` (a plan whose Q-values single it out)."""
 

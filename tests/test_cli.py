@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import memrl
+from memrl.checkpoint import load_checkpoint
 from memrl.cli import main
 from memrl.logging import read_scalars
 
@@ -202,6 +203,10 @@ def test_missing_config_file_and_missing_run_dir(tmp_path: Path, capsys: pytest.
     assert "not a memrl run directory" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "empty")]) == 2
     assert "not a memrl run directory" in capsys.readouterr().err
+    (tmp_path / "early").mkdir()
+    shutil.copy(BANDIT, tmp_path / "early" / "config.yaml")  # a run killed before its first checkpoint
+    assert main(["eval", str(tmp_path / "early")]) == 2
+    assert f"the run in {tmp_path / 'early'} stopped before writing one; train it again" in capsys.readouterr().err
     assert main(["train"]) == 2
     assert "needs a CONFIG" in capsys.readouterr().err
 
@@ -347,6 +352,109 @@ def test_a_user_task_env_in_the_working_directory_needs_no_pythonpath(
     args = ["--set", "env.id=payout_here:PayoutHere-v0", "--set", "env.episodes_per_trial=3", "--set", "ppo.n_steps=6"]
     assert main(["train", BANDIT, *args, *TINY, "--run-dir", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+FAULTY_ENV = '''
+"""A task env that breaks its contract in the way its `fault` argument names, after `after` steps."""
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Faulty(gym.Env):
+    def __init__(self, fault="none", after=0):
+        self.fault, self.after, self.steps, self.task = fault, after, 0, {"p": 0.5}
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def sample_tasks(self, n, rng):
+        if self.fault == "count":
+            return [{"p": 0.5}]
+        if self.fault == "not_dict":
+            return [float(p) for p in rng.random(n)]
+        if self.fault == "not_json":
+            return [{"p": object()} for _ in range(n)]
+        return [{"p": float(p)} for p in rng.random(n)]
+
+    def set_task(self, task):
+        self.task = task
+
+    def get_task(self):
+        return self.task
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps > self.after:
+            if self.fault == "raises":
+                raise RuntimeError("sensor failure")
+            if self.fault == "nan":
+                return np.zeros(1, dtype=np.float32), float("nan"), True, False, {}
+            if self.fault == "shape":
+                return np.zeros(5, dtype=np.float32), 0.0, True, False, {}
+        return np.zeros(1, dtype=np.float32), float(int(action) == 0), True, False, {}
+
+
+gym.register(id="Faulty-v0", entry_point=Faulty)
+'''
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("count", "Faulty.sample_tasks(1000, rng) returned a list of 1 (of dict); it must return a list of exactly"),
+        ("not_dict", "Faulty.sample_tasks(1000, rng) returned a list of 1000 (of float); it must return"),
+        ("not_json", "sample_tasks returned a task that cannot be saved as JSON"),
+        ("raises", "its first reset and step failed: RuntimeError: sensor failure (at "),
+        ("nan", "env.id='faulty:Faulty-v0': env 'Faulty-v0' returned the reward nan (task {'p': "),
+        ("shape", "returned an observation of shape (5,), but its observation_space is Box(0.0, 1.0, (1,)"),
+    ],
+)
+def test_a_user_env_that_breaks_its_contract_is_one_line_before_anything_is_written(
+    fault: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Tasks that are not n JSON dicts, and an env whose first step raises, returns a non-finite reward
+    or an observation of the wrong shape: exit 2, one line naming the env, no run directory."""
+    (tmp_path / "faulty.py").write_text(textwrap.dedent(FAULTY_ENV))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_dir = tmp_path / "run"
+    args = ["--set", "env.id=faulty:Faulty-v0", "--set", f"env.kwargs.fault={fault}"]
+    assert main(["train", BANDIT, *TINY, *args, "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert not run_dir.exists()
+
+
+def test_an_env_failing_mid_run_keeps_what_was_learned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """An env that raises after a while: the steps trained so far are saved, and the message says how to go on;
+    an env that turns to non-finite rewards is reported in one line the same way."""
+    (tmp_path / "faulty.py").write_text(textwrap.dedent(FAULTY_ENV))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_dir = tmp_path / "run"
+    args = ["--set", "env.id=faulty:Faulty-v0", "--set", "env.kwargs.after=60", "--set", "train.total_steps=2000"]
+    with pytest.raises(RuntimeError, match="sensor failure"):
+        main(["train", BANDIT, *TINY, *args, "--set", "env.kwargs.fault=raises", "--run-dir", str(run_dir)])
+    err = capsys.readouterr().err
+    assert "training stopped after" in err and f"once fixed, continue with: memrl train --resume {run_dir}" in err
+    steps = load_checkpoint(run_dir)["num_timesteps"]
+    assert 0 < steps < 2000
+    nan_dir = tmp_path / "nan"
+    assert main(["train", BANDIT, *TINY, *args, "--set", "env.kwargs.fault=nan", "--run-dir", str(nan_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "training stopped after" in err[0] and "returned the reward nan" in err[-1], err
+    assert (nan_dir / "checkpoint.pt").is_file()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no directory can be made")
+def test_a_run_dir_that_cannot_be_made_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", BANDIT, *TINY, "--run-dir", "/proc/memrl_cannot_be_made"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/proc/memrl_cannot_be_made'; check the path and its permissions" in err[0], err
 
 
 def run_main(argv: list[str]) -> int:

@@ -104,6 +104,8 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
             r"policy.memory.addressing_init=sharp .* needs policy.memory.shift_range >= 1 \(got 0\); set shift_range",
         ),
         (["policy.memory.addressing_init=blunt"], "policy.memory.addressing_init"),
+        (["name=../elsewhere"], r"name='../elsewhere' names the run directory runs/NAME-TIME; use a non-empty name"),
+        (["name=.."], "name='..'"),
     ],
 )
 def test_out_of_range_values_are_errors(overrides: list[str], expected: str) -> None:

@@ -40,14 +40,23 @@ class TaskSettable(TaskDistribution, Protocol):
     def get_task(self) -> Task: ...
 
 
+class TaskEnvError(ValueError):
+    """A task env broke its Gymnasium contract mid-run: an observation outside its declared shape, or a
+    reward that is not a finite number."""
+
+
+def env_name(env: gym.Env) -> str:
+    """The env's registered id, or its class name."""
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
 def check_task_env(env: gym.Env) -> TaskSettable:
     """Return the unwrapped env if it implements the task protocol, else raise a clear error."""
     base = env.unwrapped
     missing = [name for name in ("sample_tasks", "set_task", "get_task") if not callable(getattr(base, name, None))]
     if missing:
-        spec = env.spec.id if env.spec is not None else type(base).__name__
         raise TypeError(
-            f"env {spec!r} ({type(base).__name__}) does not implement the memrl task protocol: "
+            f"env {env_name(env)!r} ({type(base).__name__}) does not implement the memrl task protocol: "
             f"missing {', '.join(missing)}. Add sample_tasks(n, rng) -> list[dict], set_task(task) and "
             "get_task() -> dict to the env class (see README, 'Your own task environment')."
         )

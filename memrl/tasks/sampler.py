@@ -142,13 +142,11 @@ class TaskSampler:
         if not 0.0 <= self.new_task_fraction <= 1.0:
             raise ValueError(f"new_task_fraction must be in [0, 1], got {self.new_task_fraction}")
         test_rng = np.random.default_rng(self.test_seed)
-        self.test_tasks: list[Task] = [
-            to_json_task(t) for t in self.distribution.sample_tasks(self.num_test_tasks, test_rng)
-        ]
+        self.test_tasks: list[Task] = [self._checked(t) for t in self._sample(self.num_test_tasks, test_rng)]
         self._test_keys = {task_key(t) for t in self.test_tasks}
         self.train_pool: list[Task] = []
         # Fail now, before anything is written, if no training task lies outside the test split.
-        self.draw_train_task(np.random.default_rng([self.seed, _TRAIN_SALT, 0xC4EC]))
+        self._checked(self.draw_train_task(np.random.default_rng([self.seed, _TRAIN_SALT, 0xC4EC])))
         if self.schedule == "pool":
             pool_rng = np.random.default_rng([self.seed, _TRAIN_SALT, 0xB00])
             self.train_pool = [self.draw_train_task(pool_rng) for _ in range(self.pool_size)]
@@ -159,7 +157,7 @@ class TaskSampler:
     def draw_train_task(self, rng: np.random.Generator) -> Task:
         """One task from the distribution that is not in the test set."""
         for _ in range(_MAX_REDRAWS):
-            task = self.distribution.sample_tasks(1, rng)[0]
+            task = self._sample(1, rng)[0]
             if task_key(task) not in self._test_keys:
                 return task
         raise ConfigError(
@@ -167,6 +165,32 @@ class TaskSampler:
             f"{_MAX_REDRAWS} tries: the task distribution is too small for tasks.num_test_tasks="
             f"{self.num_test_tasks}; lower it so that some tasks are left for training"
         )
+
+    def _sample(self, n: int, rng: np.random.Generator) -> list[Task]:
+        """``sample_tasks(n, rng)``, checked to be a list of ``n`` task dicts."""
+        tasks = self.distribution.sample_tasks(n, rng)
+        if not isinstance(tasks, (list, tuple)) or len(tasks) != n or not all(isinstance(t, dict) for t in tasks):
+            got = (
+                f"a list of {len(tasks)} (of {', '.join(sorted({type(t).__name__ for t in tasks}))})"
+                if isinstance(tasks, (list, tuple))
+                else f"a {type(tasks).__name__}"
+            )
+            raise ConfigError(
+                f"{type(self.distribution).__name__}.sample_tasks({n}, rng) returned {got}; it must return a list of "
+                f"exactly {n} task dicts (see README, 'Your own task environment')"
+            )
+        return list(tasks)
+
+    def _checked(self, task: Task) -> Task:
+        """``task`` as plain JSON values, or a clear error naming what cannot be saved."""
+        try:
+            return to_json_task(task)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(
+                f"{type(self.distribution).__name__}.sample_tasks returned a task that cannot be saved as JSON "
+                f"({err}); "
+                "use numbers, strings, lists and dicts (numpy arrays are converted)"
+            ) from None
 
     def stream(self, split: Split, slot: int, num_slots: int) -> TaskStream:
         if split not in ("train", "test"):

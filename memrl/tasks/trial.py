@@ -35,13 +35,14 @@ played the same task: 0 for a new task, 1 or more for a recurring one).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from memrl.tasks.protocol import Task, check_task_env, task_id
+from memrl.tasks.protocol import Task, TaskEnvError, check_task_env, env_name, task_id
 from memrl.tasks.sampler import TaskStream
 
 
@@ -135,7 +136,13 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self._discrete_obs:
             buf[int(inner_obs)] = 1.0
         elif self._box_obs:
-            buf[: self._obs_end] = np.ravel(inner_obs)
+            try:
+                buf[: self._obs_end] = np.ravel(inner_obs)
+            except ValueError:
+                raise TaskEnvError(
+                    f"env {env_name(self.env)!r} returned an observation of shape {np.shape(inner_obs)}, but its "
+                    f"observation_space is {self.env.observation_space}; return observations of the declared shape"
+                ) from None
         else:
             buf[: self._obs_end] = np.asarray(spaces.flatten(self.env.observation_space, inner_obs))
         if prev_action is not None:
@@ -176,6 +183,11 @@ class TrialWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         reward = float(reward)
+        if not math.isfinite(reward):
+            raise TaskEnvError(
+                f"env {env_name(self.env)!r} returned the reward {reward} (task {self._task}); rewards must be "
+                "finite numbers"
+            )
         self._episode_return += reward
         self._trial_steps += 1
         info = dict(

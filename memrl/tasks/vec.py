@@ -10,6 +10,7 @@ rollouts (cleanrl#499).
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable
 from typing import Literal
 
@@ -22,7 +23,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 import memrl.envs  # noqa: F401  (registers the built-in task envs)
 from memrl.config import ConfigError, EnvConfig, TaskConfig
-from memrl.tasks.protocol import check_task_env
+from memrl.tasks.protocol import TaskEnvError, check_task_env
 from memrl.tasks.sampler import TaskSampler, TaskStream
 from memrl.tasks.trial import TrialWrapper, _flat_dim, check_action_space
 
@@ -102,6 +103,25 @@ def make_trial_env(env_cfg: EnvConfig, stream: TaskStream | None = None) -> gym.
         previous_observation=env_cfg.previous_observation,
     )
     return Monitor(env)
+
+
+def check_env_runs(env_cfg: EnvConfig, sampler: TaskSampler) -> None:
+    """One reset and one step of a trial env on the first test task, before a run writes anything:
+    an env whose own code fails, or that breaks its declared spaces, is a one-line error naming it."""
+    env = make_trial_env(env_cfg, sampler.stream("test", 0, 1))
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    except TaskEnvError as err:  # names what the env returned
+        raise ConfigError(f"env.id={env_cfg.id!r}: {err}") from None
+    except Exception as err:  # the env's own code failed: where
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        raise ConfigError(
+            f"env.id={env_cfg.id!r}: its first reset and step failed: {type(err).__name__}: {err} "
+            f"(at {frame.filename}:{frame.lineno}, in {frame.name})"
+        ) from None
+    finally:
+        env.close()
 
 
 class TrialVecEnv(DummyVecEnv):
