@@ -121,6 +121,10 @@ def _by_exposure(
     return rows
 
 
+STALL_STEPS = 100_000
+"""Vector steps without any trial ending after which :func:`evaluate` gives up (an env that never ends)."""
+
+
 def evaluate(
     model: MetaPPO,
     config: Config,
@@ -165,7 +169,14 @@ def evaluate(
     obs = env.reset()
     starts = np.ones(n, dtype=bool)
     state = None
+    idle = 0  # vector steps since a trial last ended
     while np.any(finished < quota):
+        if idle >= STALL_STEPS:
+            env.close()
+            raise ConfigError(
+                f"evaluation: no trial of {config.env.id} ended in {STALL_STEPS:,} steps; does the env ever return "
+                "terminated or truncated? Set env.max_trial_steps to cut its trials"
+            )
         actions, state = model.predict(
             obs,  # type: ignore[arg-type]  # a flat Box: always an ndarray
             state=state,
@@ -173,6 +184,7 @@ def evaluate(
             deterministic=deterministic,
         )
         obs, _, dones, infos = env.step(actions)
+        idle = 0 if dones.any() else idle + 1
         for i in np.flatnonzero(dones):
             if finished[i] < quota[i]:
                 index = i + finished[i] * n  # the task index this slot just played

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import memrl
+import memrl.evaluation
 from memrl.checkpoint import load_checkpoint
 from memrl.cli import main
 from memrl.logging import read_scalars
@@ -395,6 +396,8 @@ class Faulty(gym.Env):
                 return np.zeros(1, dtype=np.float32), float("nan"), True, False, {}
             if self.fault == "shape":
                 return np.zeros(5, dtype=np.float32), 0.0, True, False, {}
+            if self.fault == "endless":
+                return np.zeros(1, dtype=np.float32), 0.0, False, False, {}
         return np.zeros(1, dtype=np.float32), float(int(action) == 0), True, False, {}
 
 
@@ -448,6 +451,22 @@ def test_an_env_failing_mid_run_keeps_what_was_learned(
     err = capsys.readouterr().err.strip().splitlines()
     assert "training stopped after" in err[0] and "returned the reward nan" in err[-1], err
     assert (nan_dir / "checkpoint.pt").is_file()
+
+
+def test_eval_of_an_env_whose_trials_never_end_stops_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "faulty.py").write_text(textwrap.dedent(FAULTY_ENV))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(memrl.evaluation, "STALL_STEPS", 30)
+    run_dir = tmp_path / "run"
+    args = ["--set", "env.id=faulty:Faulty-v0", "--set", "env.kwargs.fault=endless"]
+    assert main(["train", BANDIT, *TINY, *args, "--run-dir", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--trials", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no trial of faulty:Faulty-v0 ended in 30 steps" in err[0], err
+    assert "env.max_trial_steps" in err[0] and not (run_dir / "eval.json").exists()
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no directory can be made")
