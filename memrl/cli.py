@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from memrl.checkpoint import CheckpointError
 from memrl.config import MAX_SEED, ConfigError, apply_overrides, config_from_dict, load_config
@@ -25,7 +24,7 @@ from memrl.tasks.protocol import TaskEnvError
 
 
 def _train(args: argparse.Namespace) -> int:
-    from memrl.train import read_run_config, train
+    from memrl.train import RESUMABLE, config_changes, read_run_config, train
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -37,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = config_from_dict(apply_overrides(saved.to_dict(), args.set))
         fixed = [
             f"{key} ({before!r} -> {after!r})"
-            for key, before, after in _changes(saved.to_dict(), cfg.to_dict())
+            for key, before, after in config_changes(saved.to_dict(), cfg.to_dict())
             if not key.startswith(RESUMABLE)
         ]
         if fixed:
@@ -54,28 +53,6 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     train(cfg, run_dir, log_stdout=args.verbose)
     return 0
-
-
-RESUMABLE = (
-    "train.total_steps",
-    "train.checkpoint_every",
-    "train.progress_bar",
-    "train.torch_threads",
-    "train.device",
-    "eval.",
-)
-
-
-def _changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """The dotted keys whose values differ between two config dicts."""
-    changes = []
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += _changes(old, new, f"{prefix}{key}.")
-        elif old != new:
-            changes.append((f"{prefix}{key}", old, new))
-    return changes
 
 
 def _eval(args: argparse.Namespace) -> int:

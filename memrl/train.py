@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
@@ -27,6 +28,28 @@ from memrl.tasks.vec import check_env_runs, make_sampler, make_vec_env
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.pt"
+
+
+RESUMABLE = (  # what --resume may change, and what a run's config.yaml may differ in from its checkpoint
+    "train.total_steps",
+    "train.checkpoint_every",
+    "train.progress_bar",
+    "train.torch_threads",
+    "train.device",
+    "eval.",
+)
+
+
+def config_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted keys whose values differ between two config dicts."""
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += config_changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append((f"{prefix}{key}", old, new))
+    return changes
 
 
 class PeriodicCheckpoint(BaseCallback):
@@ -84,6 +107,17 @@ def load_model(run_dir: Path, cfg: Config, sampler: TaskSampler | None = None, w
     checkpoint = run_dir / CHECKPOINT_FILE
     env = make_vec_env(cfg.env, sampler, split="train", seed=cfg.train.seed) if with_env and sampler else None
     model = MetaPPO.load(checkpoint, env=env, device=resolve_device(cfg.train.device))
+    if model.saved_run_config is not None:  # a config.yaml edited after training misdescribes the model
+        changed = [
+            f"{key} ({trained!r} in the checkpoint, {now!r} in {CONFIG_FILE})"
+            for key, trained, now in config_changes(model.saved_run_config, cfg.to_dict())
+            if not key.startswith(RESUMABLE)
+        ]
+        if changed:
+            raise ConfigError(
+                f"{run_dir / CONFIG_FILE} differs from the config {checkpoint} was trained with: {', '.join(changed)}; "
+                "restore those values (a new setting needs a new run)"
+            )
     model.run_config = cfg
     return model
 

@@ -503,14 +503,20 @@ def test_eval_bad_trial_counts_exit_2(
 def test_eval_of_a_run_whose_config_was_damaged_or_out_is_a_file(
     trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """A config.yaml edited after training, unparsable, or --out naming a file: exit 2, one line, no report."""
+    """A config.yaml edited after training (evaluated or resumed), unparsable, or --out naming a file: exit 2,
+    one line, no report."""
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run, run_dir)
     config = run_dir / "config.yaml"
     trained = config.read_text()
     config.write_text(trained.replace("n_arms: 5", "n_arms: 3"))
     assert main(["eval", str(run_dir), "--trials", "10"]) == 2
-    assert "do not match its checkpoint's" in capsys.readouterr().err
+    assert "env.kwargs.n_arms (5 in the checkpoint, 3 in config.yaml); restore" in capsys.readouterr().err
+    assert "hidden_size: 128\n" in trained
+    config.write_text(trained.replace("hidden_size: 128\n", "hidden_size: 32\n"))  # the model's own size
+    for command in (["eval", str(run_dir), "--trials", "10"], ["train", "--resume", str(run_dir)]):
+        assert main(command) == 2
+        assert "policy.hidden_size (128 in the checkpoint, 32 in config.yaml)" in capsys.readouterr().err
     config.write_text("env: [\n")
     assert main(["eval", str(run_dir), "--trials", "10"]) == 2
     assert f"{config}: not valid YAML" in capsys.readouterr().err

@@ -139,6 +139,7 @@ class MetaPPO(BaseAlgorithm):
             supported_action_spaces=(spaces.Discrete, spaces.Box),
         )
         self.run_config: Any = None  # the full memrl Config when trained from the CLI (saved in checkpoints)
+        self.saved_run_config: dict[str, Any] | None = None  # the run config a loaded checkpoint was trained with
         self.diagnostics: dict[str, float] = {}
         self._rollout_state: PolicyState | None = None
         if _init_setup_model:
@@ -725,6 +726,8 @@ class MetaPPO(BaseAlgorithm):
             torch.set_rng_state(payload["torch_rng"])
             if "episodic_store" in payload:
                 model.episodic_store = EpisodicStore.from_state_dict(payload["episodic_store"], model.device)
+            if "run_config" in payload:
+                model.saved_run_config = json.loads(payload["run_config"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise CheckpointError(f"{path}: checkpoint does not match the model it describes: {err}") from None
         if env is not None:
