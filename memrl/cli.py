@@ -121,12 +121,17 @@ def _baselines(args: argparse.Namespace) -> int:
     from memrl.baselines.protocol import evaluate_baselines, write_baselines_report
     from memrl.train import check_directory
 
+    if any(item.split("=", 1)[0].strip() == "env.id" for item in args.set):
+        raise ConfigError(f"memrl baselines takes the env as its argument ({args.env_id}); leave out --set env.id=...")
     cfg = config_from_dict(apply_overrides({"env": {"id": args.env_id}}, args.set))
     agents = None
     if args.agents is not None:
         agents = [name.strip() for name in args.agents.split(",") if name.strip()]
         if not agents:
             raise ConfigError("--agents needs a comma-separated list of baseline names, e.g. --agents gittins,ucb1")
+        twice = sorted({name for name in agents if agents.count(name) > 1})
+        if twice:
+            raise ConfigError(f"--agents names {', '.join(twice)} more than once; name each baseline once")
     slug = cfg.env.id.replace("/", "_")
     out_dir = Path(args.out) if args.out else Path("runs") / f"baselines-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     check_directory(out_dir, "--out")

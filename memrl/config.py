@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,7 +430,7 @@ def _check_ranges(cfg: Config) -> None:
         raise ConfigError("ppo.target_kl must be > 0 or null")
     if cfg.train.torch_threads is not None and cfg.train.torch_threads < 1:
         raise ConfigError("train.torch_threads must be a positive integer or null")
-    if cfg.train.device not in ("auto", "cpu", "cuda") and not cfg.train.device.startswith("cuda:"):
+    if cfg.train.device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", cfg.train.device):
         raise ConfigError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg.train.device!r}")
 
 
@@ -560,7 +561,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/rl2_bandit.yaml")
     try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader) or {}
+        with path.open(encoding="utf-8") as stream:  # a stream, so that YAML's messages name the file
+            data = yaml.load(stream, Loader=_StrictLoader) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     except OSError as err:

@@ -397,6 +397,8 @@ def test_cli_writes_json_and_png(tmp_path: Path) -> None:
         (["memrl/Bandit-v0", "--agents", "bayes_optimal", "--set", "env.episodes_per_trial=100"], "intractable"),
         (["memrl/Bandit-v0", "--set", "env.kwargs.n_arms=1"], "n_arms"),
         (["memrl/Bandit-v0", "--set", "env.bogus=1"], "unknown key 'bogus'"),
+        (["memrl/Bandit-v0", "--set", "env.id=memrl/TabularMDP-v0"], "takes the env as its argument (memrl/Bandit-v0)"),
+        (["memrl/Bandit-v0", "--agents", "ucb1,greedy,ucb1"], "--agents names ucb1 more than once"),
     ],
 )
 def test_cli_bad_input_exits_2_with_a_clear_message(

@@ -83,6 +83,7 @@ def test_wrong_type_names_key_and_expected_type(override: str, expected: str) ->
         (["policy.head_sizes=[-4]"], "policy.head_sizes"),
         (["ppo.clip_range_vf=0"], "ppo.clip_range_vf"),
         (["train.device=tpu"], "train.device"),
+        (["train.device=cuda:abc"], r"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'cuda:abc'"),
         (["ppo.bptt_chunk=3"], "ppo.bptt_chunk=3 must be a positive divisor of ppo.n_steps=10"),
         (["ppo.bptt_chunk=0"], "ppo.bptt_chunk=0 must be a positive divisor"),
         (
@@ -175,8 +176,9 @@ def test_malformed_override_and_missing_file_are_errors(tmp_path: Path) -> None:
         load_config(listing)
     broken = tmp_path / "broken.yaml"
     broken.write_text("env: {id: [\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as error:
         load_config(broken)
+    assert f'in "{broken}", line' in str(error.value)  # YAML's own position names the file
 
 
 def test_a_key_given_twice_and_a_directory_are_errors(tmp_path: Path) -> None:
