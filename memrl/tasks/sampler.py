@@ -188,8 +188,7 @@ class TaskSampler:
         except (TypeError, ValueError) as err:
             raise ConfigError(
                 f"{type(self.distribution).__name__}.sample_tasks returned a task that cannot be saved as JSON "
-                f"({err}); "
-                "use numbers, strings, lists and dicts (numpy arrays are converted)"
+                f"({err}); use numbers, strings, lists and dicts (numpy arrays are converted)"
             ) from None
 
     def stream(self, split: Split, slot: int, num_slots: int) -> TaskStream:
