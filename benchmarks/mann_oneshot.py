@@ -15,6 +15,13 @@ classes per episode (labels drawn from all ``--classes``), both models alike; th
 decays the learning rate linearly to 0, both models alike.
 
     python benchmarks/mann_oneshot.py             # MANN and LSTM; last line: mann_2nd: X, lstm_2nd: Y
+
+With 15 classes (90 steps an episode) the MANN needs a memory that holds the episode: each step
+fills R slots (one per read head), so N slots keep the last N / R steps. Santoro et al.'s 128 x 40
+with 2 read heads keeps 64 (docs/results.md, "One-shot association"):
+
+    python benchmarks/mann_oneshot.py --classes 15 --presentations 6 --lr 3e-3 --addressing-init sharp \
+        --slots 128 --width 40 --read-heads 2
 """
 
 from __future__ import annotations
